@@ -1,0 +1,80 @@
+# pyexec: build, test, run, install.  `make` builds build/pyexec and build/manage-keys.
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(PREFIX)/bin
+UNITDIR ?= /etc/systemd/system
+CONFDIR ?= /etc/pyexec
+
+PKGS    = python3-embed libcjson libcap-ng libseccomp libcrypto
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+           -fstack-protector-strong -D_FORTIFY_SOURCE=2 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += -Wl,-z,relro,-z,now
+LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+
+COMMON  = crypto.c keys.c
+PYEXEC  = main.c config.c http.c respond.c log.c request.c body.c jsonext.c pyconv.c pyrun.c \
+          worker.c sandbox.c memlimit.c $(COMMON)
+MKEYS   = manage_keys.c keystore.c $(COMMON)
+
+all: build/pyexec build/manage-keys
+
+build/policy_py.h: src/policy.py | build
+	@echo '/* generated from src/policy.py */' > $@
+	sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/"/' -e 's/$$/\\n"/' $< > $@.tmp && \
+	  { echo 'static const char POLICY_PY[] ='; cat $@.tmp; echo ';'; } >> $@ && rm -f $@.tmp
+
+build:
+	mkdir -p build build-asan
+
+build/%.o: src/%.c src/*.h build/policy_py.h | build
+	$(CC) $(CFLAGS) -Ibuild -c -o $@ $<
+build/pyexec: $(addprefix build/,$(PYEXEC:.c=.o))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+build/manage-keys: $(addprefix build/,$(MKEYS:.c=.o))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# Sanitizer build (ASan + UBSan) of both tools, used by the test suite too.
+asan: build-asan/pyexec build-asan/manage-keys
+build-asan/%.o: src/%.c src/*.h build/policy_py.h | build
+	$(CC) $(filter-out -O2 -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(ASAN_FLAGS) -Ibuild -c -o $@ $<
+build-asan/pyexec: $(addprefix build-asan/,$(PYEXEC:.c=.o))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+build-asan/manage-keys: $(addprefix build-asan/,$(MKEYS:.c=.o))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+setup:
+	scripts/setup
+
+# The README's two commands.
+run: setup
+	$(MAKE) all
+	scripts/run
+
+test: setup
+	$(MAKE) all asan
+	scripts/test
+
+bench: setup
+	$(MAKE) all
+	scripts/bench
+
+install: all
+	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -m 755 build/pyexec build/manage-keys $(DESTDIR)$(BINDIR)/
+	install -m 644 units/pyexec.socket units/pyexec@.service $(DESTDIR)$(UNITDIR)/
+	install -d -m 750 $(DESTDIR)$(CONFDIR)
+	install -m 644 pyexec.conf.sample $(DESTDIR)$(CONFDIR)/pyexec.conf.sample
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/pyexec $(DESTDIR)$(BINDIR)/manage-keys
+	rm -f $(DESTDIR)$(UNITDIR)/pyexec.socket $(DESTDIR)$(UNITDIR)/pyexec@.service
+	rm -f $(DESTDIR)$(CONFDIR)/pyexec.conf.sample
+	-rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null
+
+clean:
+	rm -rf build build-asan
+
+.PHONY: all asan setup run test bench install uninstall clean

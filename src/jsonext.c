@@ -1,0 +1,167 @@
+/* Exact numbers over cJSON.  cJSON validates the document and builds the tree
+ * in document order; a second pass over the (now known valid) text finds the
+ * number literals in the same order and attaches each to its node. */
+#include "jsonext.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Skip a string starting at s[i] == '"'; returns the index after it, or 0 when
+ * it holds a raw control character or an escaped NUL. */
+static size_t skip_string(const char *s, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c < 0x20)
+            return 0;
+        if (c == '\\') {
+            if (i + 5 < len && s[i + 1] == 'u' && memcmp(s + i + 2, "0000", 4) == 0)
+                return 0;
+            i++;
+        }
+    }
+    return 0;
+}
+
+struct literal_cursor {
+    const char *text;
+    size_t len, pos;
+};
+
+/* The next number literal at or after the cursor: its start and length. */
+static int next_literal(struct literal_cursor *c, const char **start, size_t *n)
+{
+    while (c->pos < c->len) {
+        char ch = c->text[c->pos];
+        if (ch == '"') {
+            size_t next = skip_string(c->text, c->len, c->pos);
+            if (!next)
+                return -1;
+            c->pos = next;
+        } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
+            size_t e = c->pos;
+            while (e < c->len && strchr("+-.eE0123456789", c->text[e]))
+                e++;
+            *start = c->text + c->pos;
+            *n = e - c->pos;
+            c->pos = e;
+            return 0;
+        } else {
+            c->pos++;
+        }
+    }
+    return -1;
+}
+
+/* Pre-order walk: every number node, in document order, takes its literal. */
+static int attach_literals(cJSON *node, struct literal_cursor *c)
+{
+    for (; node; node = node->next) {
+        if (cJSON_IsNumber(node)) {
+            const char *start;
+            size_t n;
+            if (next_literal(c, &start, &n) < 0)
+                return -1;
+            node->valuestring = malloc(n + 1);
+            if (!node->valuestring)
+                return -1;
+            memcpy(node->valuestring, start, n);
+            node->valuestring[n] = '\0';
+        } else if (cJSON_IsString(node)) {
+            /* Its text is skipped by next_literal; nothing to attach. */
+        }
+        if (node->child && attach_literals(node->child, c) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Reject strings cJSON would silently truncate or accept against RFC 8259. */
+static int check_strings(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] != '"')
+            continue;
+        size_t next = skip_string(s, len, i);
+        if (!next)
+            return -1;
+        i = next - 1;
+    }
+    return 0;
+}
+
+cJSON *jsonext_parse(const char *text, size_t len, const char **err)
+{
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    if (!root) {
+        *err = "body is not valid JSON (or nests deeper than 1000 levels)";
+        return NULL;
+    }
+    if (check_strings(text, len) < 0) {
+        cJSON_Delete(root);
+        *err = "JSON strings must not contain control characters or \\u0000";
+        return NULL;
+    }
+    struct literal_cursor c = { text, len, 0 };
+    if (attach_literals(root, &c) < 0) {
+        cJSON_Delete(root);
+        *err = "out of memory while reading numbers";
+        return NULL;
+    }
+    return root;
+}
+
+bool jsonext_is_integer(const cJSON *node)
+{
+    const char *s = node->valuestring;
+    return s && !strpbrk(s, ".eE");
+}
+
+cJSON *jsonext_string(const char *s, size_t len)
+{
+    if (!memchr(s, '\0', len)) {
+        char *copy = malloc(len + 1);
+        if (!copy)
+            return NULL;
+        memcpy(copy, s, len);
+        copy[len] = '\0';
+        cJSON *node = cJSON_CreateString(copy);
+        free(copy);
+        return node;
+    }
+    /* Print each NUL-free piece with cJSON's escaper and join them with
+     * \u0000: the only escape cJSON cannot produce. */
+    size_t cap = len * 6 + 3, used = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    out[used++] = '"';
+    const char *p = s, *end = s + len;
+    while (p <= end) {
+        const char *nul = memchr(p, '\0', (size_t)(end - p));
+        size_t n = nul ? (size_t)(nul - p) : (size_t)(end - p);
+        cJSON *piece = jsonext_string(p, n);
+        char *printed = piece ? cJSON_PrintUnformatted(piece) : NULL;
+        cJSON_Delete(piece);
+        if (!printed) {
+            free(out);
+            return NULL;
+        }
+        size_t plen = strlen(printed) - 2;   /* without its quotes */
+        memcpy(out + used, printed + 1, plen);
+        used += plen;
+        free(printed);
+        if (!nul)
+            break;
+        memcpy(out + used, "\\u0000", 6);
+        used += 6;
+        p = nul + 1;
+    }
+    out[used++] = '"';
+    out[used] = '\0';
+    cJSON *node = cJSON_CreateRaw(out);
+    free(out);
+    return node;
+}

@@ -1,0 +1,48 @@
+#include "log.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Values we log are ours or were validated (request id); quote when needed. */
+static void put_value(char *buf, size_t len, const char *v)
+{
+    if (v && *v && !strpbrk(v, " \"=\\"))
+        snprintf(buf, len, "%s", v);
+    else
+        snprintf(buf, len, "\"%s\"", v ? v : "");
+}
+
+void log_request(const struct request *req, int status)
+{
+    char ts[32], client[80], outcome[80], path[96];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    put_value(client, sizeof(client), req->client_id[0] ? req->client_id : "-");
+    const char *kind = req->fail.status ? req->fail.type : req->out.kind;
+    put_value(outcome, sizeof(outcome), kind ? kind : "ok");
+    snprintf(path, sizeof(path), "%.80s", req->path ? req->path : "-");
+    fprintf(stderr,
+            "pyexec: request_id=%s time=%s client=%s env=%s method=%s path=%s status=%d "
+            "outcome=%s error_type=%s wall_ms=%ld cpu_ms=%ld max_rss_kib=%ld "
+            "total_ms=%ld bytes_in=%zu bytes_out=%zu\n",
+            req->request_id, ts, client, req->env >= 0 ? config_env_name(req->env) : "-",
+            req->method ? req->method : "-", path, status, outcome,
+            req->out.ran && !req->out.success ? req->out.err_type : "-",
+            req->out.wall_ms, req->out.cpu_ms, req->out.max_rss_kib,
+            request_elapsed_ms(req), req->bytes_in, req->bytes_out);
+}
+
+void log_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("pyexec: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

@@ -1,0 +1,161 @@
+/* pyexec: serve one HTTP request on fd 0/1 (inetd style, as systemd's
+ * Accept=yes provides), then exit.  The whole life of a connection: */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "body.h"
+#include "config.h"
+#include "crypto.h"
+#include "http.h"
+#include "keys.h"
+#include "log.h"
+#include "request.h"
+#include "respond.h"
+#include "sandbox.h"
+#include "worker.h"
+
+#define CONN_IN  0
+#define CONN_OUT 1
+
+static struct config cfg;
+static struct request req;   /* static: large, and there is exactly one */
+
+/* Keep the client's X-Request-Id when it is sane, else make one. */
+static void assign_request_id(struct request *r)
+{
+    const char *id = request_header(r, "X-Request-Id");
+    size_t n = id ? strlen(id) : 0;
+    if (n && n <= REQUEST_ID_MAX &&
+        strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") == n) {
+        memcpy(r->request_id, id, n + 1);
+        return;
+    }
+    unsigned char raw[12];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        memset(raw, 0, sizeof(raw));
+    crypto_hex(raw, sizeof(raw), r->request_id);
+}
+
+/* X-API-Key against the keys file; picks the env and its limits. */
+static int authenticate(struct request *r)
+{
+    if (!r->api_key || !*r->api_key)
+        return fail(r, 401, "Unauthorized", "missing, unknown or revoked API key");
+    struct keyring ring = { 0 };
+    const char *why = NULL;
+    const char *path = keys_path(NULL);
+    enum keys_status st = keys_load(path, &ring, &why);
+    if (st != KEYS_OK) {
+        log_error("keys file %s: %s", path, why ? why : "cannot be loaded");
+        keys_free(&ring);
+        return fail(r, 503, "ServiceUnavailable", "API keys are unavailable; see the server log");
+    }
+    const struct key_entry *k = keys_authenticate(&ring, r->api_key, strlen(r->api_key));
+    int env = k ? config_env_id(k->env) : -1;
+    if (k)
+        snprintf(r->client_id, sizeof(r->client_id), "%s", k->id);
+    keys_free(&ring);   /* nothing of the keys file survives into the worker */
+    if (!k || env < 0)
+        return fail(r, 401, "Unauthorized", "missing, unknown or revoked API key");
+    r->env = env;
+    r->limits = cfg.env[env];
+    return 0;
+}
+
+static int check_content_type(struct request *r)
+{
+    const char *ct = request_header(r, "Content-Type");
+    if (!ct || strncasecmp(ct, "application/json", 16) == 0)
+        if (!ct || ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ')
+            return 0;
+    return fail(r, 415, "UnsupportedMediaType", "Content-Type must be application/json");
+}
+
+static void execute(struct request *r, const struct sandbox_ids *ids)
+{
+    if (authenticate(r) < 0)
+        return;
+    request_mark(r, MARK_AUTH);
+    if (check_content_type(r) < 0 || http_read_body(r, CONN_IN, r->limits.body_bytes) < 0)
+        return;
+    request_mark(r, MARK_BODY);
+    struct exec_body b;
+    if (body_parse(r, &b) == 0) {
+        request_mark(r, MARK_PARSED);
+        worker_run(r, ids, b.code, b.code_len, b.data);
+        request_mark(r, MARK_WAITED);
+    }
+    body_free(&b);
+}
+
+/* Route on path, then method. */
+static void route(struct request *r, const struct sandbox_ids *ids)
+{
+    if (strcmp(r->path, "/health") == 0) {
+        if (strcmp(r->method, "GET") != 0) {
+            r->fail.allow = "GET";
+            fail(r, 405, "MethodNotAllowed", "use GET for /health");
+        }
+        return;
+    }
+    if (strcmp(r->path, "/execute") == 0) {
+        if (strcmp(r->method, "POST") != 0) {
+            r->fail.allow = "POST";
+            fail(r, 405, "MethodNotAllowed", "use POST for /execute");
+            return;
+        }
+        execute(r, ids);
+        return;
+    }
+    fail(r, 404, "NotFound", "no such endpoint; try POST /execute or GET /health");
+}
+
+static void serve(struct request *r)
+{
+    char err[512];
+    struct sandbox_ids ids = { 0 };
+    if (config_load(&cfg, err, sizeof(err)) < 0) {
+        log_error("%s", err);
+        fail(r, 503, "ServiceUnavailable", "server configuration is invalid; see the server log");
+    } else if (sandbox_lookup_user(cfg.user, &ids) < 0) {
+        log_error("worker user \"%s\" does not exist", cfg.user);
+        fail(r, 503, "ServiceUnavailable", "server configuration is invalid; see the server log");
+    }
+    r->deadline_ms = cfg.request_timeout_ms ? cfg.request_timeout_ms : 5000;
+    if (!r->fail.status && http_read_head(r, CONN_IN) == 0) {
+        request_mark(r, MARK_HEAD);
+        assign_request_id(r);
+        route(r, &ids);
+    }
+    if (!r->request_id[0])
+        assign_request_id(r);
+    int status = r->fail.status || !r->path || strcmp(r->path, "/health") != 0
+                     ? respond(r, CONN_OUT)
+                     : respond_static(r, CONN_OUT, "{\"status\":\"ok\"}");
+    request_mark(r, MARK_REPLIED);
+    log_request(r, status);
+    http_linger(CONN_OUT);
+}
+
+int main(int argc, char **argv)
+{
+    (void)argv;
+    if (argc > 1) {
+        fprintf(stderr, "usage: pyexec  (serves one HTTP request on stdin/stdout, "
+                        "as started by systemd socket activation)\n");
+        return 2;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &req.started);
+    request_mark(&req, MARK_START);
+    req.env = -1;
+    req.content_length = -1;
+    serve(&req);
+    free(req.body);
+    free(req.out.result_json);
+    free(req.out.output);
+    return 0;
+}

@@ -1,0 +1,198 @@
+# pyexec's policy over RestrictedPython: the transformer subclass, the guards
+# and the builtins a snippet sees.  Embedded in the pyexec binary and run once
+# per worker, before the OS sandbox closes; it holds no secrets.
+import ast
+import sys
+import operator
+
+import _pyexec
+from RestrictedPython.compile import compile_restricted_exec
+from RestrictedPython.Guards import (full_write_guard, guarded_iter_unpack_sequence,
+                                     guarded_unpack_sequence, safer_getattr)
+from RestrictedPython.transformer import RestrictingNodeTransformer
+
+# Attribute names rejected at compile time on top of RestrictedPython's own
+# checks: the str.format / string.Formatter family (CVE-2023-41039 and the
+# 2026 Formatter traversal fixed in 8.4) can walk attributes of arguments.
+FORBIDDEN_ATTRIBUTES = frozenset({
+    'format', 'format_map', 'vformat', 'get_field', 'get_value', 'Formatter',
+    'mro', 'gi_frame', 'gi_code', 'gi_yieldframe', 'ag_frame', 'ag_code',
+    'cr_frame', 'cr_code', 'f_back', 'f_globals', 'f_locals', 'f_builtins',
+    'f_code', 'tb_frame', 'tb_next', 'co_code', 'func_globals',
+})
+
+
+class Policy(RestrictingNodeTransformer):
+    """RestrictedPython's transformer, narrowed further."""
+
+    def visit_TryStar(self, node):
+        # CVE-2025-22153: except* could reach unguarded exception groups.
+        self.error(node, 'except* (exception groups) is not allowed.')
+
+    def visit_ClassDef(self, node):
+        # Classes bring metaclasses, descriptors and dunder protocols: not
+        # needed to compute over JSON, and the home of most escapes.
+        self.error(node, 'class definitions are not allowed.')
+
+    def visit_arguments(self, node):
+        # 2026 advisory (fixed in 8.3): positional-only parameters could
+        # shadow _getattr_/_write_.  Refuse them outright.
+        if node.posonlyargs:
+            self.error(node, 'positional-only parameters are not allowed.')
+        return super().visit_arguments(node)
+
+    def visit_Attribute(self, node):
+        if node.attr in FORBIDDEN_ATTRIBUTES:
+            self.error(node, f'"{node.attr}" is a forbidden attribute name.')
+        return super().visit_Attribute(node)
+
+    def visit_Name(self, node):
+        if node.id in ('__builtins__', '__metaclass__', '__build_class__'):
+            self.error(node, f'"{node.id}" is a forbidden name.')
+        return super().visit_Name(node)
+
+    def visit_Global(self, node):
+        self.error(node, 'global statements are not allowed.')
+
+    def visit_Nonlocal(self, node):
+        self.error(node, 'nonlocal statements are not allowed.')
+
+
+class Printer:
+    """print() target: text goes straight to the supervisor's shared buffer
+    (kept even if the worker is killed), and stays readable as `printed`."""
+
+    def __init__(self, _getattr_=None):
+        self.txt = []
+        self._getattr_ = _getattr_
+
+    def write(self, text):
+        if type(text) is not str:
+            raise TypeError('write() argument must be str')
+        _pyexec.write(text)
+        self.txt.append(text)
+
+    def __call__(self):
+        return ''.join(self.txt)
+
+    def _call_print(self, *objects, **kwargs):
+        if kwargs.get('file', None) is None:
+            kwargs['file'] = self
+        else:
+            self._getattr_(kwargs['file'], 'write')
+        print(*objects, **kwargs)
+
+
+_INPLACE = {
+    '+=': operator.iadd, '-=': operator.isub, '*=': operator.imul,
+    '/=': operator.itruediv, '//=': operator.ifloordiv, '%=': operator.imod,
+    '**=': operator.ipow, '<<=': operator.ilshift, '>>=': operator.irshift,
+    '&=': operator.iand, '|=': operator.ior, '^=': operator.ixor,
+    '@=': operator.imatmul,
+}
+
+
+def _inplacevar_(op, x, y):
+    return _INPLACE[op](x, y)
+
+
+def _apply_(func, *args, **kwargs):
+    return func(*args, **kwargs)
+
+
+def _make_builtins():
+    import builtins
+    names = (
+        # The seed's list.
+        'abs bool dict float int len list max min print range str sum tuple '
+        'round pow map filter enumerate zip '
+        # Harmless ones users reach for.
+        'sorted reversed any all isinstance set frozenset divmod chr ord '
+        'hex oct bin repr callable slice next iter hash '
+        # Exceptions a snippet may raise or catch.
+        'Exception ArithmeticError AssertionError AttributeError IndexError '
+        'KeyError LookupError NameError NotImplementedError OverflowError '
+        'RecursionError RuntimeError StopIteration TypeError ValueError '
+        'ZeroDivisionError UnicodeError'
+    ).split()
+    table = {name: getattr(builtins, name) for name in names}
+    table.update({'None': None, 'True': True, 'False': False})
+    return table
+
+
+BUILTINS = _make_builtins()
+GUARDS = {
+    '_getattr_': safer_getattr,
+    '_getitem_': operator.getitem,
+    '_getiter_': iter,
+    '_iter_unpack_sequence_': guarded_iter_unpack_sequence,
+    '_unpack_sequence_': guarded_unpack_sequence,
+    '_write_': full_write_guard,
+    '_inplacevar_': _inplacevar_,
+    '_apply_': _apply_,
+    '_print_': Printer,
+}
+FILENAME = '<code>'
+# Integers of any size round-trip exactly; the wall timer bounds the cost.
+sys.set_int_max_str_digits(0)
+
+
+class Rejected(Exception):
+    """Compilation failed: syntax error or policy rejection."""
+
+    def __init__(self, message, line):
+        super().__init__(message)
+        self.line = line
+
+
+def _first_line(errors):
+    text = errors[0]
+    if text.startswith('Line '):
+        head = text[5:].split(':', 1)[0]
+        if head.isdigit():
+            return int(head)
+    return 0
+
+
+def compile_code(source):
+    """Restricted bytecode for source, or Rejected with the reason(s)."""
+    result = compile_restricted_exec(source, FILENAME, policy=Policy)
+    if result.errors or result.code is None:
+        errors = list(result.errors) or ['could not compile']
+        raise Rejected('; '.join(errors), _first_line(errors))
+    return result.code
+
+
+def run(code, data):
+    """Execute compiled code with `data`; the value of `result` (or None)."""
+    env = dict(GUARDS)
+    env['__builtins__'] = BUILTINS
+    env['__name__'] = 'snippet'
+    env['data'] = data
+    exec(code, env)
+    return env.get('result')
+
+
+RESERVED_TYPES = frozenset({'TimeoutError', 'MemoryError', 'OutputLimitExceeded',
+                            'ResultTooLarge', 'InternalError', 'SyntaxError'})
+
+
+def describe(exc):
+    """(type, message, line) of an exception raised by the snippet."""
+    cls = type(exc)
+    name = cls.__name__ if cls.__module__ == 'builtins' else 'UserError'
+    if isinstance(exc, Rejected):
+        name = 'SyntaxError'
+    elif name in RESERVED_TYPES and name != 'MemoryError':
+        name = 'UserError'
+    line = getattr(exc, 'line', 0) if isinstance(exc, Rejected) else 0
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == FILENAME:
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    try:
+        message = str(exc)
+    except BaseException:
+        message = '<unprintable exception>'
+    return name, message[:1000], line or 0

@@ -1,0 +1,224 @@
+/* The interpreter runs in the worker only.  Its configuration is isolated
+ * (no site, no user site, no PYTHON* variables, no bytecode writing) and its
+ * module path is exactly the system stdlib plus Debian's dist-packages. */
+#include "pyrun.h"
+
+#include <Python.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "memlimit.h"
+#include "pyconv.h"
+#include "policy_py.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define PYVER STR(PY_MAJOR_VERSION) "." STR(PY_MINOR_VERSION)
+#define MEMORY_REPORT_HEADROOM (8u << 20)
+
+static const wchar_t *const SEARCH_PATH[] = {
+    L"/usr/lib/python" PYVER,
+    L"/usr/lib/python" PYVER "/lib-dynload",
+    L"/usr/lib/python3/dist-packages",
+};
+
+static struct report *current;      /* for the print sink */
+static PyObject *fn_compile, *fn_run, *fn_describe;
+
+static void report_internal(struct report *r, const char *what)
+{
+    r->state = REPORT_INTERNAL;
+    snprintf(r->err_type, sizeof(r->err_type), "InternalError");
+    snprintf(r->err_message, sizeof(r->err_message), "%s", what);
+}
+
+/* Length of the longest prefix of s[0..n) that ends on a UTF-8 boundary. */
+static size_t utf8_floor(const char *s, size_t n)
+{
+    size_t i = n;
+    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--;
+    if (i == 0)
+        return 0;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    return n - (i - 1) >= need ? n : i - 1;
+}
+
+/* _pyexec.write(text): append to the shared output; past the cap, keep what
+ * fits and end the worker at once (no handler in the snippet can stop it). */
+static PyObject *sink_write(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (!s)
+        return NULL;
+    struct report *r = current;
+    size_t room = r->output_cap - r->output_len;
+    if ((size_t)n > room) {
+        size_t fit = utf8_floor(s, room);
+        memcpy(report_output(r) + r->output_len, s, fit);
+        r->output_len += fit;
+        r->output_truncated = 1;
+        r->state = REPORT_OUTPUT_LIMIT;
+        _exit(0);
+    }
+    memcpy(report_output(r) + r->output_len, s, (size_t)n);
+    r->output_len += (size_t)n;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef SINK_METHODS[] = {
+    { "write", sink_write, METH_O, "Append printed text to the response." },
+    { NULL, NULL, 0, NULL },
+};
+static struct PyModuleDef SINK_MODULE = {
+    PyModuleDef_HEAD_INIT, "_pyexec", NULL, -1, SINK_METHODS, NULL, NULL, NULL, NULL,
+};
+
+static PyObject *sink_init(void)
+{
+    return PyModule_Create(&SINK_MODULE);
+}
+
+static int configure(PyConfig *c)
+{
+    PyConfig_InitIsolatedConfig(c);
+    c->site_import = 0;
+    c->user_site_directory = 0;
+    c->write_bytecode = 0;
+    c->install_signal_handlers = 0;
+    c->pathconfig_warnings = 0;
+    c->parse_argv = 0;
+    c->configure_c_stdio = 0;
+    c->buffered_stdio = 0;
+    c->module_search_paths_set = 1;
+    for (size_t i = 0; i < sizeof(SEARCH_PATH) / sizeof(SEARCH_PATH[0]); i++)
+        if (PyStatus_Exception(PyWideStringList_Append(&c->module_search_paths, SEARCH_PATH[i])))
+            return -1;
+    return 0;
+}
+
+/* Run the embedded policy source as module "pyexec_policy". */
+static int load_policy(void)
+{
+    PyObject *code = Py_CompileString(POLICY_PY, "<pyexec-policy>", Py_file_input);
+    PyObject *mod = code ? PyImport_ExecCodeModule("pyexec_policy", code) : NULL;
+    Py_XDECREF(code);
+    if (!mod)
+        return -1;
+    fn_compile = PyObject_GetAttrString(mod, "compile_code");
+    fn_run = PyObject_GetAttrString(mod, "run");
+    fn_describe = PyObject_GetAttrString(mod, "describe");
+    Py_DECREF(mod);
+    return fn_compile && fn_run && fn_describe ? 0 : -1;
+}
+
+int pyrun_start(struct report *r, const struct limits *lim)
+{
+    current = r;
+    memlimit_install((size_t)lim->memory_mb << 20);
+    if (PyImport_AppendInittab("_pyexec", sink_init) < 0) {
+        report_internal(r, "cannot register the output module");
+        return -1;
+    }
+    PyConfig c;
+    if (configure(&c) < 0 || PyStatus_Exception(Py_InitializeFromConfig(&c))) {
+        PyConfig_Clear(&c);
+        report_internal(r, "the Python interpreter failed to start");
+        return -1;
+    }
+    PyConfig_Clear(&c);
+    report_stage(r, STAGE_PY_STARTED);
+    if (load_policy() < 0) {
+        PyErr_Print();
+        report_internal(r, "cannot load the policy or RestrictedPython (python3-restrictedpython >= 8.3); see the server log");
+        return -1;
+    }
+    report_stage(r, STAGE_POLICY_IMPORTED);
+    return 0;
+}
+
+/* Describe the pending exception into r, in the snippet's terms. */
+static void report_exception(struct report *r, const struct limits *lim)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (value && tb)
+        PyException_SetTraceback(value, tb);
+    int oom = type && PyErr_GivenExceptionMatches(type, PyExc_MemoryError);
+    if (oom)
+        memlimit_relax(MEMORY_REPORT_HEADROOM);   /* room to describe it */
+    r->state = REPORT_ERROR;
+    snprintf(r->err_type, sizeof(r->err_type), "%s",
+             type ? ((PyTypeObject *)type)->tp_name : "InternalError");
+    PyObject *d = value ? PyObject_CallOneArg(fn_describe, value) : NULL;
+    const char *name, *msg;
+    int line;
+    if (d && PyArg_ParseTuple(d, "ssi", &name, &msg, &line)) {
+        snprintf(r->err_type, sizeof(r->err_type), "%s", name);
+        snprintf(r->err_message, sizeof(r->err_message), "%s", msg);
+        r->err_line = line;
+    }
+    PyErr_Clear();
+    if (oom) {
+        snprintf(r->err_type, sizeof(r->err_type), "MemoryError");
+        snprintf(r->err_message, sizeof(r->err_message),
+                 "memory limit of %ld MiB exceeded", lim->memory_mb);
+    }
+    Py_XDECREF(d);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+static void report_value(struct report *r, PyObject *result)
+{
+    char why[256];
+    size_t len = 0;
+    switch (pyconv_to_json(result, report_result(r), r->result_cap, &len, why, sizeof(why))) {
+    case PYCONV_OK:
+        r->result_len = len;
+        r->state = REPORT_OK;
+        return;
+    case PYCONV_TOO_LARGE:
+        r->state = REPORT_RESULT_TOO_LARGE;
+        snprintf(r->err_type, sizeof(r->err_type), "ResultTooLarge");
+        snprintf(r->err_message, sizeof(r->err_message),
+                 "result exceeds the limit of %zu bytes as JSON", r->result_cap);
+        return;
+    case PYCONV_UNSUPPORTED:
+        r->state = REPORT_NOT_SERIALIZABLE;
+        snprintf(r->err_type, sizeof(r->err_type), "ResultNotSerializable");
+        snprintf(r->err_message, sizeof(r->err_message), "result: %s", why);
+        return;
+    case PYCONV_NOMEM:
+        r->state = REPORT_ERROR;
+        snprintf(r->err_type, sizeof(r->err_type), "MemoryError");
+        snprintf(r->err_message, sizeof(r->err_message), "out of memory serialising the result");
+        return;
+    }
+}
+
+void pyrun_execute(struct report *r, const char *code, size_t code_len, const cJSON *data,
+                   const struct limits *lim)
+{
+    PyObject *src = PyUnicode_DecodeUTF8(code, (Py_ssize_t)code_len, "strict");
+    PyObject *pydata = src ? pyconv_from_json(data) : NULL;
+    PyObject *compiled = pydata ? PyObject_CallOneArg(fn_compile, src) : NULL;
+    report_stage(r, STAGE_COMPILED);
+    PyObject *result = compiled ? PyObject_CallFunctionObjArgs(fn_run, compiled, pydata, NULL) : NULL;
+    report_stage(r, STAGE_RAN);
+    if (result)
+        report_value(r, result);
+    else
+        report_exception(r, lim);
+    report_stage(r, STAGE_SERIALISED);
+    Py_XDECREF(result);
+    Py_XDECREF(compiled);
+    Py_XDECREF(pydata);
+    Py_XDECREF(src);
+}

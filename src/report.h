@@ -1,0 +1,43 @@
+/* What the worker tells the supervisor, through one shared anonymous mapping
+ * made before the fork: it survives the worker being killed at any moment,
+ * and costs no system call to write. */
+#ifndef PYEXEC_REPORT_H
+#define PYEXEC_REPORT_H
+
+#include <stddef.h>
+
+enum report_state {
+    REPORT_NONE = 0,         /* worker never got as far as a verdict */
+    REPORT_OK,               /* result[] holds the JSON result */
+    REPORT_ERROR,            /* err_* describe the snippet's exception */
+    REPORT_OUTPUT_LIMIT,     /* printing past the output cap */
+    REPORT_RESULT_TOO_LARGE,
+    REPORT_NOT_SERIALIZABLE, /* err_message says why */
+    REPORT_INTERNAL,         /* err_message says what broke */
+};
+
+/* Points in the worker's life, for the per-stage timing breakdown. */
+enum report_stage {
+    STAGE_FORKED, STAGE_SANDBOXED, STAGE_PY_STARTED, STAGE_POLICY_IMPORTED,
+    STAGE_LOCKED, STAGE_COMPILED, STAGE_RAN, STAGE_SERIALISED, STAGE_COUNT
+};
+
+struct report {
+    volatile int state;
+    int err_line;
+    size_t output_len, output_cap;
+    size_t result_len, result_cap;
+    int output_truncated;
+    char err_type[64];
+    char err_message[1024];
+    long stage_us[STAGE_COUNT];   /* CLOCK_MONOTONIC microseconds */
+    char area[];                  /* output_cap bytes, then result_cap bytes */
+};
+
+static inline char *report_output(struct report *r) { return r->area; }
+static inline char *report_result(struct report *r) { return r->area + r->output_cap; }
+
+/* Stamp the current time for a stage. */
+void report_stage(struct report *r, enum report_stage s);
+
+#endif

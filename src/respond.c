@@ -1,0 +1,163 @@
+/* Responses: always JSON, always Connection: close, always X-Request-Id. */
+#include "respond.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "jsonext.h"
+
+#define WRITE_TIMEOUT_MS 10000
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default:  return "Error";
+    }
+}
+
+/* Write all of buf, waiting for a slow reader at most WRITE_TIMEOUT_MS in all. */
+static int write_all(int fd, const char *buf, size_t len, size_t *sent)
+{
+    int waited = 0;
+    while (len) {
+        ssize_t w = write(fd, buf, len);
+        if (w > 0) {
+            buf += w;
+            len -= (size_t)w;
+            *sent += (size_t)w;
+            continue;
+        }
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0 && errno == EAGAIN && waited < WRITE_TIMEOUT_MS) {
+            struct pollfd p = { .fd = fd, .events = POLLOUT };
+            if (poll(&p, 1, 100) < 0 && errno != EINTR)
+                return -1;
+            waited += 100;
+            continue;
+        }
+        return -1;
+    }
+    return 0;
+}
+
+static int send_response(struct request *req, int fd, int status, const char *body)
+{
+    char head[1024];
+    size_t blen = strlen(body);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n"
+                     "Connection: close\r\n"
+                     "Cache-Control: no-store\r\n"
+                     "X-Content-Type-Options: nosniff\r\n"
+                     "X-Request-Id: %s\r\n"
+                     "%s%s%s"
+                     "\r\n",
+                     status, reason(status), blen + 1, req->request_id,
+                     req->fail.allow ? "Allow: " : "",
+                     req->fail.allow ? req->fail.allow : "",
+                     req->fail.allow ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof(head))
+        return -1;
+    if (write_all(fd, head, (size_t)n, &req->bytes_out) < 0 ||
+        write_all(fd, body, blen, &req->bytes_out) < 0 ||
+        write_all(fd, "\n", 1, &req->bytes_out) < 0)
+        return -1;
+    return 0;
+}
+
+static cJSON *error_object(const char *type, const char *message, int line)
+{
+    cJSON *e = cJSON_CreateObject();
+    cJSON_AddStringToObject(e, "type", type);
+    cJSON_AddItemToObject(e, "message", jsonext_string(message, strlen(message)));
+    if (line > 0)
+        cJSON_AddNumberToObject(e, "line", line);
+    return e;
+}
+
+static void add_stats(cJSON *root, const struct outcome *o)
+{
+    cJSON *s = cJSON_AddObjectToObject(root, "stats");
+    cJSON_AddNumberToObject(s, "wall_ms", (double)o->wall_ms);
+    cJSON_AddNumberToObject(s, "cpu_ms", (double)o->cpu_ms);
+    cJSON_AddNumberToObject(s, "max_rss_kib", (double)o->max_rss_kib);
+}
+
+static cJSON *outcome_body(const struct outcome *o)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddBoolToObject(root, "success", o->success);
+    if (o->success)
+        cJSON_AddItemToObject(root, "result", cJSON_CreateRaw(o->result_json ? o->result_json : "null"));
+    else
+        cJSON_AddItemToObject(root, "error", error_object(o->err_type, o->err_message, o->err_line));
+    cJSON_AddItemToObject(root, "output", jsonext_string(o->output ? o->output : "", o->output_len));
+    cJSON_AddBoolToObject(root, "output_truncated", o->output_truncated);
+    add_stats(root, o);
+    return root;
+}
+
+static int outcome_status(const struct outcome *o)
+{
+    return strcmp(o->err_type, "InternalError") == 0 && !o->success ? 500 : 200;
+}
+
+int respond(struct request *req, int fd)
+{
+    int status;
+    cJSON *root;
+    if (req->fail.status) {
+        status = req->fail.status;
+        root = cJSON_CreateObject();
+        cJSON_AddBoolToObject(root, "success", false);
+        cJSON_AddItemToObject(root, "error", error_object(req->fail.type, req->fail.message, 0));
+    } else {
+        status = outcome_status(&req->out);
+        root = outcome_body(&req->out);
+    }
+    char *body = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    if (!body) {
+        status = 500;
+        body = strdup("{\"success\":false,\"error\":{\"type\":\"InternalError\","
+                      "\"message\":\"out of memory building the response\"}}");
+        if (!body)
+            return status;
+    }
+    if (send_response(req, fd, status, body) < 0 && !req->out.kind)
+        req->out.kind = "client_gone";
+    free(body);
+    return status;
+}
+
+int respond_static(struct request *req, int fd, const char *json)
+{
+    (void)send_response(req, fd, 200, json);
+    return 200;
+}

@@ -1,0 +1,14 @@
+/* Turning the request's failure or outcome into the one HTTP response. */
+#ifndef PYEXEC_RESPOND_H
+#define PYEXEC_RESPOND_H
+
+#include "request.h"
+
+/* Write the response for req to fd: its failure if one is set, else its
+ * execution outcome.  Returns the HTTP status sent. */
+int respond(struct request *req, int fd);
+
+/* Write a 200 with a fixed JSON body (e.g. /health). */
+int respond_static(struct request *req, int fd, const char *json);
+
+#endif

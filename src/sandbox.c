@@ -1,0 +1,252 @@
+/* Layers, in the order they are applied in the worker:
+ *   namespaces (net, ipc, uts, mount) when root: escaped code has no network;
+ *   rlimits: CPU seconds, no files written, no core dumps, few descriptors;
+ *   user switch and capability clearing with libcap-ng, then no_new_privs;
+ *   after the interpreter is up: Landlock and a seccomp allow-list. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/landlock.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <time.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cap-ng.h>
+
+#include "config.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
+#define AS_SLACK_MB 512   /* address space beyond the Python heap: libraries, stacks */
+
+int sandbox_lookup_user(const char *name, struct sandbox_ids *ids)
+{
+    ids->have = 0;
+    if (geteuid() != 0)
+        return 0;
+    struct passwd *pw = getpwnam(name);
+    if (!pw)
+        return -1;
+    ids->uid = pw->pw_uid;
+    ids->gid = pw->pw_gid;
+    ids->have = 1;
+    return 0;
+}
+
+static int set_limit(int resource, rlim_t soft, rlim_t hard)
+{
+    struct rlimit rl = { soft, hard };
+    return setrlimit(resource, &rl);
+}
+
+/* A CPU-time timer with millisecond precision: SIGXCPU (default action:
+ * terminate) when the process has used cpu_ms.  RLIMIT_CPU, in whole
+ * seconds, stays as a backstop a second later. */
+static int arm_cpu_timer(long cpu_ms)
+{
+    struct sigevent ev = { .sigev_notify = SIGEV_SIGNAL, .sigev_signo = SIGXCPU };
+    timer_t t;
+    if (timer_create(CLOCK_PROCESS_CPUTIME_ID, &ev, &t) < 0)
+        return -1;
+    struct itimerspec its = { .it_value = { cpu_ms / 1000, (cpu_ms % 1000) * 1000000L } };
+    return timer_settime(t, 0, &its, NULL);
+}
+
+static int apply_rlimits(const struct limits *lim)
+{
+    rlim_t cpu = (rlim_t)((lim->cpu_ms + 999) / 1000 + 1);
+    if (arm_cpu_timer(lim->cpu_ms) < 0 ||
+        set_limit(RLIMIT_CPU, cpu, cpu + 1) < 0 ||
+        set_limit(RLIMIT_CORE, 0, 0) < 0 ||
+        set_limit(RLIMIT_NOFILE, 32, 32) < 0 ||
+        set_limit(RLIMIT_MEMLOCK, 0, 0) < 0 ||
+        set_limit(RLIMIT_MSGQUEUE, 0, 0) < 0)
+        return -1;
+#ifndef UNDER_ASAN
+    /* Backstop for memory outside Python's allocator (ASan reserves
+     * terabytes of shadow, so this stays off in the sanitizer build). */
+    rlim_t as = (rlim_t)(lim->memory_mb + AS_SLACK_MB) << 20;
+    if (set_limit(RLIMIT_AS, as, as) < 0)
+        return -1;
+#endif
+    return 0;
+}
+
+/* Standard input and output become /dev/null: the worker never holds the
+ * client's socket.  Every other descriptor but stderr is closed. */
+static int isolate_fds(void)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+        return -1;
+    if (null > 2)
+        close(null);
+    return (int)syscall(SYS_close_range, 3, ~0U, 0);
+}
+
+static int drop_identity(const struct sandbox_ids *ids)
+{
+    capng_clear(CAPNG_SELECT_BOTH);
+    if (ids->have) {
+        if (capng_change_id((int)ids->uid, (int)ids->gid,
+                            CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) != 0)
+            return -1;
+    } else if (capng_apply(CAPNG_SELECT_CAPS) != 0) {
+        return -1;
+    }
+    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+}
+
+int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim,
+                    char *why, size_t whylen)
+{
+    if (ids->have && unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS) < 0) {
+        snprintf(why, whylen, "unshare namespaces: %s", strerror(errno));
+        return -1;
+    }
+    if (isolate_fds() < 0) {
+        snprintf(why, whylen, "isolating descriptors: %s", strerror(errno));
+        return -1;
+    }
+    if (apply_rlimits(lim) < 0) {
+        snprintf(why, whylen, "setrlimit: %s", strerror(errno));
+        return -1;
+    }
+    if (drop_identity(ids) < 0) {
+        snprintf(why, whylen, "dropping privileges: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* --- Landlock: reads only below the Python library directories ----------- */
+
+static const char *const READABLE_DIRS[] = {
+    "/usr/lib/python3", "/usr/lib/python3.11", "/usr/lib/python3.12", "/usr/lib/python3.13",
+};
+
+static int landlock_apply(void)
+{
+    int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    if (abi < 1)
+        return 0;   /* kernel without Landlock: seccomp and the unit still hold */
+    struct landlock_ruleset_attr attr = {
+        .handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
+            LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
+            LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+            LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR |
+            LANDLOCK_ACCESS_FS_MAKE_REG | LANDLOCK_ACCESS_FS_MAKE_SOCK |
+            LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+            LANDLOCK_ACCESS_FS_MAKE_SYM,
+    };
+#ifdef LANDLOCK_ACCESS_FS_REFER
+    if (abi >= 2)
+        attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
+#endif
+#ifdef LANDLOCK_ACCESS_FS_TRUNCATE
+    if (abi >= 3)
+        attr.handled_access_fs |= LANDLOCK_ACCESS_FS_TRUNCATE;
+#endif
+    int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0);
+    if (rs < 0)
+        return -1;
+    for (size_t i = 0; i < sizeof(READABLE_DIRS) / sizeof(READABLE_DIRS[0]); i++) {
+        int dir = open(READABLE_DIRS[i], O_PATH | O_CLOEXEC);
+        if (dir < 0)
+            continue;
+        struct landlock_path_beneath_attr rule = {
+            .allowed_access = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR,
+            .parent_fd = dir,
+        };
+        int rc = (int)syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+        close(dir);
+        if (rc < 0) {
+            close(rs);
+            return -1;
+        }
+    }
+    int rc = (int)syscall(SYS_landlock_restrict_self, rs, 0);
+    close(rs);
+    return rc;
+}
+
+/* --- seccomp: what a running interpreter needs, and nothing else --------- */
+
+static const int ALLOWED_SYSCALLS[] = {
+    SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
+    SCMP_SYS(close), SCMP_SYS(lseek), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(statx),
+    SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(getdents64), SCMP_SYS(readlink),
+    SCMP_SYS(readlinkat), SCMP_SYS(getcwd), SCMP_SYS(fcntl), SCMP_SYS(ioctl),
+    SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise),
+    SCMP_SYS(mprotect), SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
+    SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(futex), SCMP_SYS(getrandom),
+    SCMP_SYS(clock_gettime), SCMP_SYS(clock_getres), SCMP_SYS(gettimeofday), SCMP_SYS(time),
+    SCMP_SYS(clock_nanosleep), SCMP_SYS(nanosleep), SCMP_SYS(sched_yield),
+    SCMP_SYS(getpid), SCMP_SYS(gettid), SCMP_SYS(getuid), SCMP_SYS(geteuid),
+    SCMP_SYS(getgid), SCMP_SYS(getegid), SCMP_SYS(getrusage), SCMP_SYS(sysinfo),
+    SCMP_SYS(uname), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(set_robust_list),
+    SCMP_SYS(rseq), SCMP_SYS(restart_syscall), SCMP_SYS(sched_getaffinity),
+};
+
+/* Failing calls get EPERM rather than a kill, so Python raises a clean
+ * OSError instead of dying mid-way; the dangerous ones are simply absent:
+ * socket, connect, execve, fork/clone, kill, ptrace, mount, bpf, ... */
+static int seccomp_apply(void)
+{
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    if (!ctx)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof(ALLOWED_SYSCALLS) / sizeof(ALLOWED_SYSCALLS[0]); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, ALLOWED_SYSCALLS[i], 0);
+    /* open only for reading: no O_WRONLY, O_RDWR, O_CREAT or O_TRUNC. */
+    const scmp_datum_t wmask = O_WRONLY | O_RDWR | O_CREAT | O_TRUNC | O_APPEND;
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat), 1,
+                              SCMP_A2(SCMP_CMP_MASKED_EQ, wmask, 0));
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
+                              SCMP_A1(SCMP_CMP_MASKED_EQ, wmask, 0));
+    /* Signals only to itself (abort()), never to a sibling. */
+    pid_t self = getpid();
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
+                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)self));
+    /* prlimit64 only to read limits (new_limit == NULL). */
+    if (rc == 0)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
+                              SCMP_A2(SCMP_CMP_EQ, 0));
+    if (rc == 0)
+        rc = seccomp_load(ctx);
+    seccomp_release(ctx);
+    return rc;
+}
+
+int sandbox_lock_down(char *why, size_t whylen)
+{
+    if (landlock_apply() < 0) {
+        snprintf(why, whylen, "landlock: %s", strerror(errno));
+        return -1;
+    }
+    int rc = seccomp_apply();
+    if (rc < 0) {
+        snprintf(why, whylen, "seccomp: %s", strerror(-rc));
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,29 @@
+/* The worker's OS sandbox: the walls beneath RestrictedPython. */
+#ifndef PYEXEC_SANDBOX_H
+#define PYEXEC_SANDBOX_H
+
+#include <sys/types.h>
+
+#include "config.h"
+
+struct sandbox_ids {
+    int have;      /* started as root and the user exists */
+    uid_t uid;
+    gid_t gid;
+};
+
+/* In the supervisor, while still privileged: resolve the worker's user. */
+int sandbox_lookup_user(const char *name, struct sandbox_ids *ids);
+
+/* In the worker, before Python starts: fresh namespaces (when root), rlimits,
+ * the unprivileged user, no capabilities, no_new_privs, only fds 0-2 (0 and 1
+ * on /dev/null).  0, or -1 with errno-style message in why. */
+int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim,
+                    char *why, size_t whylen);
+
+/* In the worker, after Python and the policy are loaded, before user code:
+ * Landlock (read-only Python library dirs, where the kernel has it) and the
+ * seccomp allow-list.  0, or -1 with why. */
+int sandbox_lock_down(char *why, size_t whylen);
+
+#endif

@@ -1,0 +1,223 @@
+/* Supervisor and worker.  The supervisor never runs user code: it forks a
+ * worker that sandboxes itself, starts Python and runs the snippet, and waits
+ * for it on a pidfd with the wall-clock limit.  The worker reports through a
+ * shared mapping, so a worker killed by the timer, SIGXCPU or the OOM killer
+ * still leaves its printed output and the supervisor still answers. */
+#include "worker.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "pyrun.h"
+
+static long now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
+}
+
+void report_stage(struct report *r, enum report_stage s)
+{
+    r->stage_us[s] = now_us();
+}
+
+static struct report *report_map(const struct limits *lim, size_t *size)
+{
+    *size = sizeof(struct report) + (size_t)lim->output_bytes + (size_t)lim->result_bytes;
+    struct report *r = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED)
+        return NULL;
+    r->output_cap = (size_t)lim->output_bytes;
+    r->result_cap = (size_t)lim->result_bytes;
+    return r;
+}
+
+/* The worker: never returns. */
+static void worker_main(struct report *r, const struct sandbox_ids *ids, const char *code,
+                        size_t code_len, const cJSON *data, const struct limits *lim)
+{
+    char why[256];
+    report_stage(r, STAGE_FORKED);
+    if (sandbox_prepare(ids, lim, why, sizeof(why)) < 0) {
+        r->state = REPORT_INTERNAL;
+        snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);
+        _exit(3);
+    }
+    report_stage(r, STAGE_SANDBOXED);
+    if (pyrun_start(r, lim) < 0)
+        _exit(4);
+    if (sandbox_lock_down(why, sizeof(why)) < 0) {
+        r->state = REPORT_INTERNAL;
+        snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);
+        _exit(5);
+    }
+    report_stage(r, STAGE_LOCKED);
+    pyrun_execute(r, code, code_len, data, lim);
+    /* No interpreter finalisation: the process ends here and the kernel
+     * reclaims everything at once. */
+    _exit(0);
+}
+
+static pid_t pidfd_open_(pid_t pid)
+{
+    return (pid_t)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Wait for the worker up to the wall limit; kill it past that.  Returns
+ * 1 when it had to be killed for time. */
+static int wait_worker(pid_t pid, long wall_ms, int *status, struct rusage *ru)
+{
+    int timed_out = 0;
+    int pfd = pidfd_open_(pid);
+    long deadline = now_us() + wall_ms * 1000;
+    while (pfd >= 0) {
+        long left = (deadline - now_us()) / 1000;
+        if (left <= 0) {
+            timed_out = 1;
+            break;
+        }
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        int n = poll(&p, 1, (int)(left > 1000000 ? 1000000 : left + 1));
+        if (n > 0)
+            break;
+        if (n < 0 && errno != EINTR)
+            break;
+    }
+    if (pfd >= 0)
+        close(pfd);
+    if (timed_out)
+        kill(pid, SIGKILL);
+    while (wait4(pid, status, 0, ru) < 0 && errno == EINTR)
+        ;
+    return timed_out;
+}
+
+static void set_error(struct outcome *o, const char *kind, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_error(struct outcome *o, const char *kind, const char *type, const char *fmt, ...)
+{
+    o->success = false;
+    o->kind = kind;
+    snprintf(o->err_type, sizeof(o->err_type), "%s", type);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(o->err_message, sizeof(o->err_message), fmt, ap);
+    va_end(ap);
+}
+
+/* What the worker reported, if it lived to report it. */
+static void take_report(struct outcome *o, struct report *r, const struct limits *lim)
+{
+    switch (r->state) {
+    case REPORT_OK:
+        o->success = true;
+        o->kind = "ok";
+        o->result_json = strndup(report_result(r), r->result_len);
+        if (!o->result_json)
+            set_error(o, "internal", "InternalError", "out of memory copying the result");
+        return;
+    case REPORT_ERROR:
+        set_error(o, strcmp(r->err_type, "MemoryError") == 0 ? "memory" : "user_error",
+                  r->err_type, "%s", r->err_message);
+        o->err_line = r->err_line;
+        return;
+    case REPORT_OUTPUT_LIMIT:
+        set_error(o, "output_limit", "OutputLimitExceeded",
+                  "printed output exceeds the limit of %ld bytes", lim->output_bytes);
+        return;
+    case REPORT_RESULT_TOO_LARGE:
+    case REPORT_NOT_SERIALIZABLE:
+        set_error(o, "result_error", r->err_type, "%s", r->err_message);
+        return;
+    default:
+        set_error(o, "internal", "InternalError", "%s",
+                  r->err_message[0] ? r->err_message : "the worker ended without a result");
+        return;
+    }
+}
+
+/* Judge the worker's end: killed for time or memory, crashed, or reported. */
+static void judge(struct outcome *o, struct report *r, int timed_out, int status,
+                  const struct limits *lim)
+{
+    if (r->state == REPORT_OUTPUT_LIMIT) {
+        take_report(o, r, lim);
+    } else if (timed_out) {
+        set_error(o, "timeout", "TimeoutError", "wall time limit of %ld ms exceeded", lim->wall_ms);
+    } else if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGXCPU ||
+                                        o->cpu_ms >= lim->cpu_ms)) {
+        set_error(o, "timeout", "TimeoutError", "CPU time limit of %ld ms exceeded", lim->cpu_ms);
+    } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+        set_error(o, "memory", "MemoryError", "the worker was killed (out of memory)");
+    } else if (WIFSIGNALED(status)) {
+        set_error(o, "crash", "InternalError", "the worker died from signal %d", WTERMSIG(status));
+        log_error("worker died from signal %d", WTERMSIG(status));
+    } else if (r->state == REPORT_NONE || r->state == REPORT_INTERNAL) {
+        take_report(o, r, lim);
+        log_error("worker failed: %s (exit %d)", o->err_message,
+                  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    } else {
+        take_report(o, r, lim);
+    }
+    o->output_truncated = r->output_truncated;
+    o->output_len = r->output_len;
+    o->output = malloc(r->output_len + 1);
+    if (o->output) {
+        memcpy(o->output, report_output(r), r->output_len);
+        o->output[r->output_len] = '\0';
+    } else {
+        o->output_len = 0;
+    }
+}
+
+static long tv_ms(struct timeval tv)
+{
+    return tv.tv_sec * 1000L + tv.tv_usec / 1000;
+}
+
+int worker_run(struct request *req, const struct sandbox_ids *ids, const char *code,
+               size_t code_len, const cJSON *data)
+{
+    size_t size;
+    struct report *r = report_map(&req->limits, &size);
+    if (!r)
+        return fail(req, 503, "ServiceUnavailable", "cannot map the worker report: %s",
+                    strerror(errno));
+    long start = now_us();
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        munmap(r, size);
+        return fail(req, 503, "ServiceUnavailable", "cannot start a worker: %s", strerror(errno));
+    }
+    if (pid == 0)
+        worker_main(r, ids, code, code_len, data, &req->limits);
+
+    int status = 0;
+    struct rusage ru;
+    memset(&ru, 0, sizeof(ru));
+    int timed_out = wait_worker(pid, req->limits.wall_ms, &status, &ru);
+    struct outcome *o = &req->out;
+    o->ran = true;
+    o->wall_ms = (now_us() - start) / 1000;
+    o->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
+    o->max_rss_kib = ru.ru_maxrss;
+    judge(o, r, timed_out, status, &req->limits);
+    memcpy(req->stage_us, r->stage_us, sizeof(req->stage_us));
+    munmap(r, size);
+    return 0;
+}

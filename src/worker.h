@@ -1,0 +1,17 @@
+/* The supervisor side of one execution: fork the worker, time it, read its
+ * report, and turn whatever happened to it into req->out. */
+#ifndef PYEXEC_WORKER_H
+#define PYEXEC_WORKER_H
+
+#include <cJSON.h>
+
+#include "request.h"
+#include "sandbox.h"
+
+/* Run code over data in a sandboxed worker under req->limits.  Always fills
+ * req->out (also when the worker is killed); -1 only when no worker could be
+ * started, with req->fail set. */
+int worker_run(struct request *req, const struct sandbox_ids *ids, const char *code,
+               size_t code_len, const cJSON *data);
+
+#endif

@@ -18,6 +18,8 @@ COMMON  = crypto.c keys.c
 PYEXEC  = main.c config.c http.c respond.c log.c request.c body.c jsonext.c pyconv.c pyrun.c \
           worker.c sandbox.c memlimit.c $(COMMON)
 MKEYS   = manage_keys.c keystore.c $(COMMON)
+# Test-only: unrestricted Python in the worker's sandbox (never installed).
+PROBE   = sandbox_probe.c $(filter-out main.c,$(PYEXEC))
 
 all: build/pyexec build/manage-keys
 
@@ -35,14 +37,18 @@ build/pyexec: $(addprefix build/,$(PYEXEC:.c=.o))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 build/manage-keys: $(addprefix build/,$(MKEYS:.c=.o))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+build/sandbox-probe: $(addprefix build/,$(PROBE:.c=.o))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Sanitizer build (ASan + UBSan) of both tools, used by the test suite too.
-asan: build-asan/pyexec build-asan/manage-keys
+asan: build-asan/pyexec build-asan/manage-keys build-asan/sandbox-probe
 build-asan/%.o: src/%.c src/*.h build/policy_py.h | build
 	$(CC) $(filter-out -O2 -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(ASAN_FLAGS) -Ibuild -c -o $@ $<
 build-asan/pyexec: $(addprefix build-asan/,$(PYEXEC:.c=.o))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 build-asan/manage-keys: $(addprefix build-asan/,$(MKEYS:.c=.o))
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+build-asan/sandbox-probe: $(addprefix build-asan/,$(PROBE:.c=.o))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
 setup:
@@ -54,7 +60,7 @@ run: setup
 	scripts/run
 
 test: setup
-	$(MAKE) all asan
+	$(MAKE) all build/sandbox-probe asan
 	scripts/test
 
 bench: setup

@@ -12,7 +12,7 @@ static size_t limit, used, peak;
 
 static int charge(size_t n)
 {
-    if (used + n > limit)
+    if (n > limit || used > limit - n)
         return -1;
     used += n;
     if (used > peak)
@@ -20,9 +20,18 @@ static int charge(size_t n)
     return 0;
 }
 
+/* Refuse before calling malloc: a 10 GB request must fail without first
+ * touching (or, under ASan, poisoning) 10 GB. */
+static int over(size_t n)
+{
+    return n > limit || used > limit - n;
+}
+
 static void *raw_malloc(void *ctx, size_t n)
 {
     (void)ctx;
+    if (over(n))
+        return NULL;
     void *p = malloc(n ? n : 1);
     if (p && charge(malloc_usable_size(p)) < 0) {
         free(p);
@@ -34,6 +43,8 @@ static void *raw_malloc(void *ctx, size_t n)
 static void *raw_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     (void)ctx;
+    if (elsize && nelem > limit / elsize)
+        return NULL;
     void *p = calloc(nelem ? nelem : 1, elsize ? elsize : 1);
     if (p && charge(malloc_usable_size(p)) < 0) {
         free(p);
@@ -56,7 +67,7 @@ static void *raw_realloc(void *ctx, void *p, size_t n)
 {
     (void)ctx;
     size_t old = p ? malloc_usable_size(p) : 0;
-    if (n > old && used + (n - old) > limit)
+    if (n > old && over(n - old))
         return NULL;
     void *q = realloc(p, n ? n : 1);
     if (!q)

@@ -1,0 +1,49 @@
+/* TEST-ONLY: runs UNRESTRICTED Python (argv[1]) inside exactly the worker's
+ * sandbox, to prove the OS walls hold on their own, without RestrictedPython.
+ * Built by `make test` as build/sandbox-probe; never installed, never linked
+ * into pyexec, never reachable by a request.  Output goes to stderr (the
+ * sandbox puts stdin and stdout on /dev/null); the exit status is Python's. */
+#include <Python.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "config.h"
+#include "pyrun.h"
+#include "report.h"
+#include "sandbox.h"
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: sandbox-probe PYTHON-SOURCE   (test-only)\n");
+        return 2;
+    }
+    struct config cfg;
+    char why[512];
+    if (config_load(&cfg, why, sizeof(why)) < 0) {
+        fprintf(stderr, "sandbox-probe: %s\n", why);
+        return 2;
+    }
+    const struct limits *lim = &cfg.env[ENV_TEST];
+    struct sandbox_ids ids;
+    if (sandbox_lookup_user(cfg.user, &ids) < 0) {
+        fprintf(stderr, "sandbox-probe: no user %s\n", cfg.user);
+        return 2;
+    }
+    size_t size = sizeof(struct report) + 4096;
+    struct report *r = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (r == MAP_FAILED)
+        return 2;
+    r->output_cap = 4096;
+    if (sandbox_prepare(&ids, lim, why, sizeof(why)) < 0 || pyrun_start(r, lim) < 0 ||
+        sandbox_lock_down(why, sizeof(why)) < 0) {
+        fprintf(stderr, "sandbox-probe: setup failed: %s %s\n", why, r->err_message);
+        return 2;
+    }
+    fprintf(stderr, "sandbox-probe: sandbox closed, running unrestricted code\n");
+    int rc = PyRun_SimpleString(argv[1]);
+    fflush(stderr);
+    _exit(rc == 0 ? 0 : 1);
+}

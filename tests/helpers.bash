@@ -1,0 +1,81 @@
+# Shared by the bats files: start the real pyexec under systemd-socket-activate
+# on a free loopback port, with its own keys file, config and logs.
+load '/usr/lib/bats/bats-support/load'
+load '/usr/lib/bats/bats-assert/load'
+
+ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
+PYEXEC_BIN="${PYEXEC_BIN:-$ROOT/build/pyexec}"
+MANAGE_KEYS="${MANAGE_KEYS:-$ROOT/build/manage-keys}"
+
+# start_server [config text]: sets PORT, URL, KEY (test env), PROD_KEY, SRV_LOG.
+start_server() {
+    local dir="$BATS_FILE_TMPDIR"
+    export PYEXEC_KEYS="$dir/api_keys.json" PYEXEC_CONFIG="$dir/pyexec.conf"
+    printf '%s\n' "${1:-# defaults}" > "$PYEXEC_CONFIG"
+    KEY=$("$MANAGE_KEYS" add --name "bats test" --env test 2>/dev/null)
+    PROD_KEY=$("$MANAGE_KEYS" add --name "bats prod" --env prod 2>/dev/null)
+    SRV_LOG="$dir/server.log"
+    local try
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        PORT=$(( 20000 + (RANDOM * 7 + $$ + try * 977) % 40000 ))
+        systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
+            -E PYEXEC_KEYS -E PYEXEC_CONFIG -E ASAN_OPTIONS -E UBSAN_OPTIONS \
+            "$PYEXEC_BIN" >"$SRV_LOG" 2>&1 &
+        SRV_PID=$!
+        local i
+        for i in $(seq 1 50); do
+            if curl -s -o /dev/null "http://127.0.0.1:$PORT/health"; then
+                URL="http://127.0.0.1:$PORT"
+                export PORT URL KEY PROD_KEY SRV_LOG SRV_PID
+                echo "$SRV_PID" > "$dir/server.pid"
+                return 0
+            fi
+            kill -0 "$SRV_PID" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill "$SRV_PID" 2>/dev/null || true
+        wait "$SRV_PID" 2>/dev/null || true
+    done
+    echo "could not start pyexec" >&2
+    return 1
+}
+
+stop_server() {
+    local pid
+    pid=$(cat "$BATS_FILE_TMPDIR/server.pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || true
+    # No sanitizer report may appear in the server log.
+    if grep -E "ERROR: AddressSanitizer|runtime error:|LeakSanitizer" "$BATS_FILE_TMPDIR/server.log"; then
+        echo "sanitizer report in server log" >&2
+        return 1
+    fi
+}
+
+# post_execute JSON [key]: POST /execute; sets STATUS and BODY.
+post_execute() {
+    local key="${2-$KEY}"
+    local out
+    out=$(curl -s -m 30 -w '\n%{http_code}' -X POST "$URL/execute" \
+        -H "X-API-Key: $key" -H 'Content-Type: application/json' --data-binary "$1")
+    STATUS="${out##*$'\n'}"
+    BODY="${out%$'\n'*}"
+    BODY="${BODY%$'\n'}"   # the trailing newline after the JSON
+}
+
+# json_get BODY EXPR: evaluate a Python expression over the parsed JSON `j`.
+json_get() {
+    /usr/bin/python3 -c 'import json,sys; j=json.loads(sys.argv[1]); v=eval(sys.argv[2]); print(json.dumps(v) if not isinstance(v,str) else v)' "$1" "$2"
+}
+
+# The server still answers a normal request afterwards.
+assert_server_healthy() {
+    post_execute '{"code": "result = 6 * 7"}'
+    [ "$STATUS" = 200 ] || { echo "next request got $STATUS: $BODY"; return 1; }
+    [ "$(json_get "$BODY" 'j["result"]')" = 42 ]
+}
+
+# raw_request TEXT [--no-shutdown]: send bytes as they are (printf escapes)
+# over a plain socket and print the whole reply.
+raw_request() {
+    printf "$1" | timeout 30 /usr/bin/python3 "$BATS_TEST_DIRNAME/rawhttp.py" "$PORT" "${@:2}"
+}

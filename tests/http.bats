@@ -1,0 +1,184 @@
+#!/usr/bin/env bats
+# The HTTP layer: routing, framing, bounds, and a JSON error for every failure.
+
+setup_file() { load helpers; start_server $'[global]\nrequest_timeout_ms = 1500'; }
+teardown_file() { load helpers; stop_server; }
+setup() { load helpers; }
+
+# status_of RAW: the status code of the reply to raw bytes.
+status_of() {
+    raw_request "$@" | head -n 1 | cut -d' ' -f2
+}
+
+@test "GET /health answers without a key and without Python" {
+    run curl -s -i "$URL/health"
+    assert_output --partial "HTTP/1.1 200"
+    assert_output --partial '{"status":"ok"}'
+    assert_output --partial "Connection: close"
+    assert_output --partial "Content-Type: application/json"
+    refute_output --partial "wall_ms"
+}
+
+@test "unknown path is 404 with a JSON error" {
+    run curl -s -w ' %{http_code}' "$URL/nope"
+    assert_output --partial '"success":false'
+    assert_output --partial '"type":"NotFound"'
+    assert_output --regexp ' 404$'
+}
+
+@test "wrong method is 405 with Allow" {
+    run curl -s -i "$URL/execute"
+    assert_output --partial "HTTP/1.1 405"
+    assert_output --partial "Allow: POST"
+    run curl -s -i -X POST "$URL/health"
+    assert_output --partial "Allow: GET"
+    assert_output --partial '"type":"MethodNotAllowed"'
+}
+
+@test "every response carries X-Request-Id, the client's own when sane" {
+    run curl -s -i -H "X-Request-Id: abc-123" "$URL/health"
+    assert_output --partial "X-Request-Id: abc-123"
+    run curl -s -i -H "X-Request-Id: bad id with spaces" "$URL/health"
+    assert_output --regexp "X-Request-Id: [0-9a-f]{24}"
+}
+
+@test "POST without Content-Length is 411" {
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$KEY"'\r\n\r\n')" = 411 ]
+}
+
+@test "body larger than the limit is 413, judged before reading" {
+    run raw_request 'POST /execute HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$KEY"'\r\nContent-Type: application/json\r\nContent-Length: 99999999\r\n\r\n' --no-shutdown
+    assert_output --partial "HTTP/1.1 413"
+    assert_output --partial '"type":"PayloadTooLarge"'
+}
+
+@test "header block over 8 KiB is 431" {
+    big=$(head -c 9000 /dev/zero | tr '\0' a)
+    run curl -s -w ' %{http_code}' -H "X-Big: $big" "$URL/health"
+    assert_output --regexp ' 431$'
+    assert_output --partial '"type":"HeadersTooLarge"'
+}
+
+@test "too many headers is 431" {
+    args=()
+    for i in $(seq 1 120); do args+=(-H "X-H$i: v"); done
+    run curl -s -w ' %{http_code}' "${args[@]}" "$URL/health"
+    assert_output --regexp ' 431$'
+}
+
+@test "Transfer-Encoding is refused with 501; with Content-Length too it is 400" {
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n')" = 501 ]
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\nhello')" = 400 ]
+}
+
+@test "duplicate, signed or overflowing Content-Length is 400" {
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}')" = 400 ]
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}')" = 400 ]
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: +2\r\n\r\n{}')" = 400 ]
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n{}')" = 400 ]
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n{}')" = 400 ]
+}
+
+@test "malformed request lines are 400; HTTP/0.9 and missing version too" {
+    [ "$(status_of 'garbage\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET /health\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET /health HTTP/1.1 extra\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET health HTTP/1.1\r\nHost: x\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET /health HTTP/2.0\r\nHost: x\r\n\r\n')" = 505 ]
+    [ "$(status_of 'GET /health FOO/1.1\r\nHost: x\r\n\r\n')" = 400 ]
+}
+
+@test "header without colon, folded header, NUL byte, missing Host are 400" {
+    [ "$(status_of 'GET /health HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET /health HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n folded\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET /health HTTP/1.1\r\nHost: x\x00y\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET /health HTTP/1.1\r\n\r\n')" = 400 ]
+    [ "$(status_of 'GET /health HTTP/1.0\r\n\r\n')" = 200 ]
+}
+
+@test "a body shorter than announced is 400, not a hang" {
+    run raw_request 'POST /execute HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$KEY"'\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"code"'
+    assert_output --partial "HTTP/1.1 400"
+    assert_output --partial "body ended after"
+}
+
+@test "a client that sends nothing is closed at the deadline with 408" {
+    local cfgdir="$BATS_TEST_TMPDIR"
+    start=$(date +%s%N)
+    run raw_request 'GET /health HTTP/1.1\r\nHost: x\r\n' --no-shutdown
+    elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+    assert_output --partial "HTTP/1.1 408"
+    assert_output --partial '"type":"RequestTimeout"'
+    [ "$elapsed" -lt 20000 ]
+}
+
+@test "a client that stops halfway through the body gets 408" {
+    run raw_request 'POST /execute HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$KEY"'\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{"code":' --no-shutdown
+    assert_output --partial "HTTP/1.1 408"
+}
+
+@test "an empty connection gets a 400 and the server goes on" {
+    run raw_request ''
+    assert_output --partial "HTTP/1.1 400"
+    assert_server_healthy
+}
+
+@test "invalid JSON is 400 with a message" {
+    post_execute '{"code": '
+    assert_equal "$STATUS" 400
+    assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" InvalidJSON
+    post_execute 'not json at all'
+    assert_equal "$STATUS" 400
+}
+
+@test "invalid UTF-8 in the body is 400" {
+    post_execute "$(printf '{"code": "result = \\"\xff\xfe\\""}')"
+    assert_equal "$STATUS" 400
+    [[ "$(json_get "$BODY" 'j["error"]["message"]')" == *UTF-8* ]]
+}
+
+@test "\\u0000 and raw control characters in strings are 400" {
+    post_execute '{"code": "result = 1\u0000"}'
+    assert_equal "$STATUS" 400
+    post_execute "$(printf '{"code": "result = \x01"}')"
+    assert_equal "$STATUS" 400
+}
+
+@test "wrong shapes are 422 and say what is wrong" {
+    post_execute '[1, 2]'
+    assert_equal "$STATUS" 422
+    [[ "$(json_get "$BODY" 'j["error"]["message"]')" == *"JSON object"* ]]
+    post_execute '{"data": {}}'
+    assert_equal "$STATUS" 422
+    [[ "$(json_get "$BODY" 'j["error"]["message"]')" == *'"code"'* ]]
+    post_execute '{"code": 42}'
+    assert_equal "$STATUS" 422
+    [[ "$(json_get "$BODY" 'j["error"]["message"]')" == *"must be a string"* ]]
+    post_execute '{"code": "x=1", "dta": {}}'
+    assert_equal "$STATUS" 422
+    [[ "$(json_get "$BODY" 'j["error"]["message"]')" == *"dta"* ]]
+    post_execute '{"code": "x=1", "data": 1e999}'
+    assert_equal "$STATUS" 422
+}
+
+@test "a non-JSON Content-Type is 415" {
+    run curl -s -w ' %{http_code}' -X POST "$URL/execute" -H "X-API-Key: $KEY" -d '{"code": "x=1"}'
+    assert_output --regexp ' 415$'
+    run curl -s -w ' %{http_code}' -X POST "$URL/execute" -H "X-API-Key: $KEY" \
+        -H 'Content-Type: application/json; charset=utf-8' -d '{"code": "result=1"}'
+    assert_output --regexp ' 200$'
+}
+
+@test "query strings are ignored for routing" {
+    run curl -s "$URL/health?x=1"
+    assert_output '{"status":"ok"}'
+}
+
+@test "every request is logged as one line without the key or the code" {
+    post_execute '{"code": "result = \"secret-code-marker\"", "data": {"d": "secret-data-marker"}}'
+    run grep -c "pyexec: request_id=" "$SRV_LOG"
+    [ "$output" -gt 0 ]
+    run grep -E "secret-code-marker|secret-data-marker|$KEY" "$SRV_LOG"
+    assert_failure
+    grep -q "status=200 outcome=ok" "$SRV_LOG"
+}

@@ -14,9 +14,30 @@ static void put_value(char *buf, size_t len, const char *v)
         snprintf(buf, len, "\"%s\"", v ? v : "");
 }
 
+/* Per-stage durations in microseconds, for finding where the time goes. */
+static void stage_times(const struct request *req, char *buf, size_t len)
+{
+    const long *m = req->mark_us, *w = req->stage_us;
+    long fork_at = m[MARK_PARSED];
+#define SPAN(a, b) ((a) && (b) && (b) >= (a) ? (b) - (a) : 0)
+    snprintf(buf, len,
+             "head:%ld,auth:%ld,body:%ld,parse:%ld,fork:%ld,sandbox:%ld,pyinit:%ld,"
+             "import:%ld,lockdown:%ld,compile:%ld,run:%ld,serialise:%ld,exit:%ld,reply:%ld",
+             SPAN(m[MARK_START], m[MARK_HEAD]), SPAN(m[MARK_HEAD], m[MARK_AUTH]),
+             SPAN(m[MARK_AUTH], m[MARK_BODY]), SPAN(m[MARK_BODY], m[MARK_PARSED]),
+             SPAN(fork_at, w[STAGE_FORKED]), SPAN(w[STAGE_FORKED], w[STAGE_SANDBOXED]),
+             SPAN(w[STAGE_SANDBOXED], w[STAGE_PY_STARTED]),
+             SPAN(w[STAGE_PY_STARTED], w[STAGE_POLICY_IMPORTED]),
+             SPAN(w[STAGE_POLICY_IMPORTED], w[STAGE_LOCKED]),
+             SPAN(w[STAGE_LOCKED], w[STAGE_COMPILED]), SPAN(w[STAGE_COMPILED], w[STAGE_RAN]),
+             SPAN(w[STAGE_RAN], w[STAGE_SERIALISED]), SPAN(w[STAGE_SERIALISED], m[MARK_WAITED]),
+             SPAN(m[MARK_WAITED], m[MARK_REPLIED]));
+#undef SPAN
+}
+
 void log_request(const struct request *req, int status)
 {
-    char ts[32], client[80], outcome[80], path[96];
+    char ts[32], client[80], outcome[80], path[96], stages[400];
     struct timespec now;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -26,15 +47,16 @@ void log_request(const struct request *req, int status)
     const char *kind = req->fail.status ? req->fail.type : req->out.kind;
     put_value(outcome, sizeof(outcome), kind ? kind : "ok");
     snprintf(path, sizeof(path), "%.80s", req->path ? req->path : "-");
+    stage_times(req, stages, sizeof(stages));
     fprintf(stderr,
             "pyexec: request_id=%s time=%s client=%s env=%s method=%s path=%s status=%d "
             "outcome=%s error_type=%s wall_ms=%ld cpu_ms=%ld max_rss_kib=%ld "
-            "total_ms=%ld bytes_in=%zu bytes_out=%zu\n",
+            "total_ms=%ld bytes_in=%zu bytes_out=%zu stages_us=%s\n",
             req->request_id, ts, client, req->env >= 0 ? config_env_name(req->env) : "-",
             req->method ? req->method : "-", path, status, outcome,
             req->out.ran && !req->out.success ? req->out.err_type : "-",
             req->out.wall_ms, req->out.cpu_ms, req->out.max_rss_kib,
-            request_elapsed_ms(req), req->bytes_in, req->bytes_out);
+            request_elapsed_ms(req), req->bytes_in, req->bytes_out, stages);
 }
 
 void log_error(const char *fmt, ...)

@@ -71,38 +71,34 @@ static void worker_main(struct report *r, const struct sandbox_ids *ids, const c
     _exit(0);
 }
 
-static pid_t pidfd_open_(pid_t pid)
-{
-    return (pid_t)syscall(SYS_pidfd_open, pid, 0);
-}
+#define BACKSTOP_MS 250   /* the worker's own SIGKILL timer should fire first */
 
-/* Wait for the worker up to the wall limit; kill it past that.  Returns
- * 1 when it had to be killed for time. */
-static int wait_worker(pid_t pid, long wall_ms, int *status, struct rusage *ru)
+/* Wait for the worker to end.  It kills itself at the wall limit; only if it
+ * is still there BACKSTOP_MS later does the supervisor signal it, through its
+ * pidfd (the unit denies kill() to keep siblings apart). */
+static void wait_worker(pid_t pid, long wall_ms, int *status, struct rusage *ru)
 {
-    int timed_out = 0;
-    int pfd = pidfd_open_(pid);
-    long deadline = now_us() + wall_ms * 1000;
+    int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    long deadline = now_us() + (wall_ms + BACKSTOP_MS) * 1000;
     while (pfd >= 0) {
         long left = (deadline - now_us()) / 1000;
         if (left <= 0) {
-            timed_out = 1;
+            log_error("worker %d outlived its wall timer; killing it", (int)pid);
+            if (syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0) < 0)
+                kill(pid, SIGKILL);
             break;
         }
         struct pollfd p = { .fd = pfd, .events = POLLIN };
-        int n = poll(&p, 1, (int)(left > 1000000 ? 1000000 : left + 1));
-        if (n > 0)
-            break;
-        if (n < 0 && errno != EINTR)
+        int n = poll(&p, 1, (int)left + 1);
+        if (n > 0 || (n < 0 && errno != EINTR))
             break;
     }
     if (pfd >= 0)
         close(pfd);
-    if (timed_out)
-        kill(pid, SIGKILL);
+    else
+        kill(pid, SIGKILL);   /* no pidfd: never wait unbounded */
     while (wait4(pid, status, 0, ru) < 0 && errno == EINTR)
         ;
-    return timed_out;
 }
 
 static void set_error(struct outcome *o, const char *kind, const char *type, const char *fmt, ...)
@@ -151,9 +147,10 @@ static void take_report(struct outcome *o, struct report *r, const struct limits
 }
 
 /* Judge the worker's end: killed for time or memory, crashed, or reported. */
-static void judge(struct outcome *o, struct report *r, int timed_out, int status,
-                  const struct limits *lim)
+static void judge(struct outcome *o, struct report *r, int status, const struct limits *lim)
 {
+    int timed_out = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
+                    o->wall_ms >= lim->wall_ms;
     if (r->state == REPORT_OUTPUT_LIMIT) {
         take_report(o, r, lim);
     } else if (timed_out) {
@@ -210,13 +207,13 @@ int worker_run(struct request *req, const struct sandbox_ids *ids, const char *c
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
-    int timed_out = wait_worker(pid, req->limits.wall_ms, &status, &ru);
+    wait_worker(pid, req->limits.wall_ms, &status, &ru);
     struct outcome *o = &req->out;
     o->ran = true;
     o->wall_ms = (now_us() - start) / 1000;
     o->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
     o->max_rss_kib = ru.ru_maxrss;
-    judge(o, r, timed_out, status, &req->limits);
+    judge(o, r, status, &req->limits);
     memcpy(req->stage_us, r->stage_us, sizeof(req->stage_us));
     munmap(r, size);
     return 0;

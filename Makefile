@@ -5,6 +5,7 @@ DESTDIR ?=
 BINDIR   = $(PREFIX)/bin
 UNITDIR ?= /etc/systemd/system
 CONFDIR ?= /etc/pyexec
+DOCDIR   = $(PREFIX)/share/doc/pyexec
 
 PKGS    = python3-embed libcjson libcap-ng libseccomp libcrypto
 CFLAGS  ?= -O2 -g
@@ -68,17 +69,21 @@ bench: setup
 	scripts/bench
 
 install: all
-	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 755 build/pyexec build/manage-keys $(DESTDIR)$(BINDIR)/
-	install -m 644 units/pyexec.socket units/pyexec@.service $(DESTDIR)$(UNITDIR)/
-	install -d -m 750 $(DESTDIR)$(CONFDIR)
-	install -m 644 pyexec.conf.sample $(DESTDIR)$(CONFDIR)/pyexec.conf.sample
+	install -m 644 units/pyexec.socket $(DESTDIR)$(UNITDIR)/pyexec.socket
+	sed -e 's|@BINDIR@|$(BINDIR)|g' units/pyexec@.service > $(DESTDIR)$(UNITDIR)/pyexec@.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/pyexec@.service
+	install -m 644 README.md api_keys.json.sample pyexec.conf.sample $(DESTDIR)$(DOCDIR)/
+	# /etc/pyexec: config readable (no secrets), keys file 0600 (manage-keys).
+	install -d -m 755 $(DESTDIR)$(CONFDIR)
+	[ -e $(DESTDIR)$(CONFDIR)/pyexec.conf ] || install -m 644 pyexec.conf.sample $(DESTDIR)$(CONFDIR)/pyexec.conf
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pyexec $(DESTDIR)$(BINDIR)/manage-keys
 	rm -f $(DESTDIR)$(UNITDIR)/pyexec.socket $(DESTDIR)$(UNITDIR)/pyexec@.service
-	rm -f $(DESTDIR)$(CONFDIR)/pyexec.conf.sample
-	-rmdir $(DESTDIR)$(CONFDIR) 2>/dev/null
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@echo "kept $(DESTDIR)$(CONFDIR) (keys and config); remove it by hand if wanted"
 
 clean:
 	rm -rf build build-asan

@@ -9,6 +9,7 @@
 #include "crypto.h"
 
 #define KEYS_DEFAULT_PATH "/etc/pyexec/api_keys.json"
+#define KEYS_CREDENTIAL   "api_keys.json"   /* name under $CREDENTIALS_DIRECTORY */
 #define KEYS_MAX_SIZE (16u << 20)  /* larger files are refused, never read */
 
 struct key_entry {
@@ -35,7 +36,8 @@ enum keys_status {
     KEYS_NOMEM,
 };
 
-/* The keys path: explicit if non-NULL, else $PYEXEC_KEYS, else the default. */
+/* The keys path: explicit if non-NULL, else $PYEXEC_KEYS, else
+ * $CREDENTIALS_DIRECTORY/api_keys.json (systemd), else the default. */
 const char *keys_path(const char *explicit_path);
 
 /* Parse a keys file held in memory (len bytes, need not be NUL-terminated).

@@ -6,23 +6,29 @@ BINDIR   = $(PREFIX)/bin
 UNITDIR ?= /etc/systemd/system
 CONFDIR ?= /etc/pyexec
 DOCDIR   = $(PREFIX)/share/doc/pyexec
+LIBDIR   = $(PREFIX)/lib/pyexec
 
-PKGS    = python3-embed libcjson libcap-ng libseccomp libcrypto
+PKGS    = python3-embed libcjson libcap-ng libseccomp libsodium
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
+CFLAGS  += -fPIC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += -Wl,-z,relro,-z,now
-LDLIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+LIBS_PY  = $(shell pkg-config --libs python3-embed libcjson 2>/dev/null)
+LIBS_SUP = $(shell pkg-config --libs libcjson libcap-ng libseccomp libsodium 2>/dev/null) -ldl
+LIBS_KEY = $(shell pkg-config --libs libcjson libsodium 2>/dev/null)
 ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 COMMON  = crypto.c keys.c
-PYEXEC  = main.c config.c http.c respond.c log.c request.c body.c jsonext.c pyconv.c pyrun.c \
-          worker.c sandbox.c memlimit.c $(COMMON)
+# The supervisor: no libpython (it is loaded in the worker only).
+PYEXEC  = main.c config.c http.c respond.c log.c request.c body.c jsonext.c report.c \
+          worker.c sandbox.c $(COMMON)
+# The Python side, dlopen()ed by the worker.
+PYSO    = pyrun.c pyconv.c memlimit.c jsonext.c report.c
 MKEYS   = manage_keys.c keystore.c $(COMMON)
 # Test-only: unrestricted Python in the worker's sandbox (never installed).
-PROBE   = sandbox_probe.c $(filter-out main.c,$(PYEXEC))
+PROBE   = sandbox_probe.c config.c sandbox.c pyrun.c pyconv.c memlimit.c jsonext.c report.c
 
-all: build/pyexec build/manage-keys
+all: build/pyexec build/pyexec-python.so build/manage-keys
 
 build/policy_py.h: src/policy.py | build
 	@echo '/* generated from src/policy.py */' > $@
@@ -35,22 +41,26 @@ build:
 build/%.o: src/%.c src/*.h build/policy_py.h | build
 	$(CC) $(CFLAGS) -Ibuild -c -o $@ $<
 build/pyexec: $(addprefix build/,$(PYEXEC:.c=.o))
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_SUP)
+build/pyexec-python.so: $(addprefix build/,$(PYSO:.c=.o))
+	$(CC) $(LDFLAGS) -shared -o $@ $^ $(LIBS_PY)
 build/manage-keys: $(addprefix build/,$(MKEYS:.c=.o))
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_KEY)
 build/sandbox-probe: $(addprefix build/,$(PROBE:.c=.o))
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PY) $(LIBS_SUP)
 
 # Sanitizer build (ASan + UBSan) of both tools, used by the test suite too.
-asan: build-asan/pyexec build-asan/manage-keys build-asan/sandbox-probe
+asan: build-asan/pyexec build-asan/pyexec-python.so build-asan/manage-keys build-asan/sandbox-probe
 build-asan/%.o: src/%.c src/*.h build/policy_py.h | build
 	$(CC) $(filter-out -O2 -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(ASAN_FLAGS) -Ibuild -c -o $@ $<
 build-asan/pyexec: $(addprefix build-asan/,$(PYEXEC:.c=.o))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS_SUP)
+build-asan/pyexec-python.so: $(addprefix build-asan/,$(PYSO:.c=.o))
+	$(CC) $(ASAN_FLAGS) -shared -o $@ $^ $(LIBS_PY)
 build-asan/manage-keys: $(addprefix build-asan/,$(MKEYS:.c=.o))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS_KEY)
 build-asan/sandbox-probe: $(addprefix build-asan/,$(PROBE:.c=.o))
-	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS_PY) $(LIBS_SUP)
 
 setup:
 	scripts/setup
@@ -71,6 +81,8 @@ bench: setup
 install: all
 	install -d -m 755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
 	install -m 755 build/pyexec build/manage-keys $(DESTDIR)$(BINDIR)/
+	install -d -m 755 $(DESTDIR)$(LIBDIR)
+	install -m 644 build/pyexec-python.so $(DESTDIR)$(LIBDIR)/
 	install -m 644 units/pyexec.socket $(DESTDIR)$(UNITDIR)/pyexec.socket
 	sed -e 's|@BINDIR@|$(BINDIR)|g' units/pyexec@.service > $(DESTDIR)$(UNITDIR)/pyexec@.service
 	chmod 644 $(DESTDIR)$(UNITDIR)/pyexec@.service
@@ -81,6 +93,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/pyexec $(DESTDIR)$(BINDIR)/manage-keys
+	rm -rf $(DESTDIR)$(LIBDIR)
 	rm -f $(DESTDIR)$(UNITDIR)/pyexec.socket $(DESTDIR)$(UNITDIR)/pyexec@.service
 	rm -rf $(DESTDIR)$(DOCDIR)
 	@echo "kept $(DESTDIR)$(CONFDIR) (keys and config); remove it by hand if wanted"

@@ -1,4 +1,4 @@
-/* Hashing, randomness and constant-time comparison, all from libcrypto. */
+/* Hashing, randomness and constant-time comparison, all from libsodium. */
 #ifndef PYEXEC_CRYPTO_H
 #define PYEXEC_CRYPTO_H
 
@@ -15,6 +15,9 @@ int crypto_random(void *buf, size_t len);
 
 /* True when the two len-byte buffers are equal; time does not depend on content. */
 bool crypto_equal(const void *a, const void *b, size_t len);
+
+/* Zero len bytes in a way the compiler cannot optimise away. */
+void crypto_wipe(void *buf, size_t len);
 
 /* Lower-case hex of len bytes into out (2*len+1 bytes, NUL-terminated). */
 void crypto_hex(const unsigned char *in, size_t len, char *out);

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/crypto.h>
 
 #include "crypto.h"
 #include "keys.h"
@@ -301,7 +300,7 @@ static int make_key(const char *env, const struct keyring *ring, struct new_key 
     } while (id_taken(ring, k->id));
     rc = 0;
 out:
-    OPENSSL_cleanse(raw, sizeof raw);
+    crypto_wipe(raw, sizeof raw);
     return rc;
 }
 
@@ -369,7 +368,7 @@ static int cmd_add(const struct options *o, const char *path)
     say("added %s (%s, %s) for \"%s\" to %s", k.id, k.prefix, o->env, o->name, path);
     rc = EXIT_OK;
 out:
-    OPENSSL_cleanse(&k, sizeof k);
+    crypto_wipe(&k, sizeof k);
     return rc;
 }
 

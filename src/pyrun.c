@@ -222,3 +222,20 @@ void pyrun_execute(struct report *r, const char *code, size_t code_len, const cJ
     Py_XDECREF(pydata);
     Py_XDECREF(src);
 }
+
+__attribute__((visibility("default")))
+int pyexec_python_main(struct report *r, const struct limits *lim, const char *code,
+                       size_t code_len, const cJSON *data,
+                       int (*lock_down)(char *why, size_t whylen))
+{
+    if (pyrun_start(r, lim) < 0)
+        return 4;
+    char why[256];
+    if (lock_down(why, sizeof(why)) < 0) {
+        report_internal(r, why);
+        return 5;
+    }
+    report_stage(r, STAGE_LOCKED);
+    pyrun_execute(r, code, code_len, data, lim);
+    return 0;
+}

@@ -7,6 +7,19 @@
 #include "config.h"
 #include "report.h"
 
+#define PYTHON_SO "pyexec-python.so"
+#define PYEXEC_PYTHON_ENTRY "pyexec_python_main"
+
+/* The entry point of pyexec-python.so, called in the worker after
+ * sandbox_prepare: start Python, call lock_down, run the snippet, fill r.
+ * Returns the worker's exit status. */
+typedef int (*pyexec_python_fn)(struct report *r, const struct limits *lim, const char *code,
+                                size_t code_len, const cJSON *data,
+                                int (*lock_down)(char *why, size_t whylen));
+int pyexec_python_main(struct report *r, const struct limits *lim, const char *code,
+                       size_t code_len, const cJSON *data,
+                       int (*lock_down)(char *why, size_t whylen));
+
 /* Start an isolated interpreter and import the policy (and with it
  * RestrictedPython).  Everything that opens files happens here, before the
  * sandbox closes.  0, or -1 with r filled with an InternalError. */

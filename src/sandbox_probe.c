@@ -37,6 +37,7 @@ int main(int argc, char **argv)
     if (r == MAP_FAILED)
         return 2;
     r->output_cap = 4096;
+    why[0] = '\0';
     if (sandbox_prepare(&ids, lim, why, sizeof(why)) < 0 || pyrun_start(r, lim) < 0 ||
         sandbox_lock_down(why, sizeof(why)) < 0) {
         fprintf(stderr, "sandbox-probe: setup failed: %s %s\n", why, r->err_message);

@@ -5,7 +5,9 @@
  * still leaves its printed output and the supervisor still answers. */
 #include "worker.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <signal.h>
@@ -29,11 +31,6 @@ static long now_us(void)
     return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
 }
 
-void report_stage(struct report *r, enum report_stage s)
-{
-    r->stage_us[s] = now_us();
-}
-
 static struct report *report_map(const struct limits *lim, size_t *size)
 {
     *size = sizeof(struct report) + (size_t)lim->output_bytes + (size_t)lim->result_bytes;
@@ -43,6 +40,38 @@ static struct report *report_map(const struct limits *lim, size_t *size)
     r->output_cap = (size_t)lim->output_bytes;
     r->result_cap = (size_t)lim->result_bytes;
     return r;
+}
+
+/* The Python side lives in pyexec-python.so, loaded only here, in the worker:
+ * the supervisor never maps libpython, so requests that need no Python
+ * (health, bad keys, malformed HTTP) do not pay its ~4 ms of loading.  It is
+ * looked for next to the executable (the build tree), then in
+ * ../lib/pyexec/ (an installed tree). */
+static pyexec_python_fn load_python(struct report *r)
+{
+    char exe[PATH_MAX], path[PATH_MAX + 64];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        snprintf(r->err_message, sizeof(r->err_message), "cannot find the executable's directory");
+        return NULL;
+    }
+    exe[n] = '\0';
+    char *slash = strrchr(exe, '/');
+    *slash = '\0';
+    static const char *const WHERE[] = { "/", "/../lib/pyexec/" };
+    for (size_t i = 0; i < sizeof(WHERE) / sizeof(WHERE[0]); i++) {
+        snprintf(path, sizeof(path), "%s%s%s", exe, WHERE[i], PYTHON_SO);
+        if (access(path, R_OK) != 0)
+            continue;
+        void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        void *fn = so ? dlsym(so, PYEXEC_PYTHON_ENTRY) : NULL;
+        if (fn)
+            return (pyexec_python_fn)fn;
+        snprintf(r->err_message, sizeof(r->err_message), "cannot load %.300s: %.600s", path, dlerror());
+        return NULL;
+    }
+    snprintf(r->err_message, sizeof(r->err_message), "%s not found next to %.800s", PYTHON_SO, exe);
+    return NULL;
 }
 
 /* The worker: never returns. */
@@ -57,18 +86,14 @@ static void worker_main(struct report *r, const struct sandbox_ids *ids, const c
         _exit(3);
     }
     report_stage(r, STAGE_SANDBOXED);
-    if (pyrun_start(r, lim) < 0)
-        _exit(4);
-    if (sandbox_lock_down(why, sizeof(why)) < 0) {
+    pyexec_python_fn python = load_python(r);
+    if (!python) {
         r->state = REPORT_INTERNAL;
-        snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);
-        _exit(5);
+        _exit(4);
     }
-    report_stage(r, STAGE_LOCKED);
-    pyrun_execute(r, code, code_len, data, lim);
     /* No interpreter finalisation: the process ends here and the kernel
      * reclaims everything at once. */
-    _exit(0);
+    _exit(python(r, lim, code, code_len, data, sandbox_lock_down));
 }
 
 #define BACKSTOP_MS 250   /* the worker's own SIGKILL timer should fire first */

@@ -21,10 +21,10 @@ ASAN_FLAGS = -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sa
 COMMON  = crypto.c keys.c
 # The supervisor: no libpython (it is loaded in the worker only).
 PYEXEC  = main.c config.c http.c respond.c log.c request.c body.c jsonext.c report.c \
-          worker.c sandbox.c $(COMMON)
+          worker.c sandbox.c state.c ratelimit.c metrics.c $(COMMON)
 # The Python side, dlopen()ed by the worker.
 PYSO    = pyrun.c pyconv.c memlimit.c jsonext.c report.c
-MKEYS   = manage_keys.c keystore.c $(COMMON)
+MKEYS   = manage_keys.c keystore.c state.c $(COMMON)
 # Test-only: unrestricted Python in the worker's sandbox (never installed).
 PROBE   = sandbox_probe.c config.c sandbox.c pyrun.c pyconv.c memlimit.c jsonext.c report.c
 

@@ -15,10 +15,12 @@
 static const struct limits DEFAULT_TEST = {
     .wall_ms = 2000, .cpu_ms = 2000, .memory_mb = 128,
     .output_bytes = 65536, .result_bytes = 1 << 20, .body_bytes = 1 << 20,
+    .rate_limit = 60, .rate_window_s = 60, .concurrency = 2,
 };
 static const struct limits DEFAULT_PROD = {
     .wall_ms = 5000, .cpu_ms = 5000, .memory_mb = 256,
     .output_bytes = 65536, .result_bytes = 1 << 20, .body_bytes = 1 << 20,
+    .rate_limit = 600, .rate_window_s = 60, .concurrency = 4,
 };
 
 /* Each limit's name, field, and the range a sane operator could want. */
@@ -34,6 +36,9 @@ static const struct limit_field LIMIT_FIELDS[] = {
     { "output_bytes", offsetof(struct limits, output_bytes), 0,  64L << 20 },
     { "result_bytes", offsetof(struct limits, result_bytes), 16, 256L << 20 },
     { "body_bytes",   offsetof(struct limits, body_bytes),   64, 256L << 20 },
+    { "rate_limit",   offsetof(struct limits, rate_limit),   1,  1000000 },
+    { "rate_window_s", offsetof(struct limits, rate_window_s), 1, 86400 },
+    { "concurrency",  offsetof(struct limits, concurrency),  1,  10000 },
 };
 
 int config_env_id(const char *name)
@@ -55,6 +60,7 @@ static void config_defaults(struct config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->request_timeout_ms = 5000;
     strcpy(cfg->user, "nobody");
+    cfg->max_concurrent = 16;
     cfg->env[ENV_TEST] = DEFAULT_TEST;
     cfg->env[ENV_PROD] = DEFAULT_PROD;
 }
@@ -97,6 +103,12 @@ static int config_set(struct config *cfg, int sect, const char *key, const char 
             if (parse_long(val, 100, 600000, &cfg->request_timeout_ms) == 0)
                 return 0;
             snprintf(why, whylen, "request_timeout_ms must be an integer in 100..600000");
+            return -1;
+        }
+        if (strcmp(key, "max_concurrent") == 0) {
+            if (parse_long(val, 1, 100000, &cfg->max_concurrent) == 0)
+                return 0;
+            snprintf(why, whylen, "max_concurrent must be an integer in 1..100000");
             return -1;
         }
         snprintf(why, whylen, "unknown setting \"%s\" in [global]", key);

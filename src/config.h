@@ -15,6 +15,9 @@ struct limits {
     long output_bytes;   /* printed text kept */
     long result_bytes;   /* serialised result */
     long body_bytes;     /* request body */
+    long rate_limit;     /* requests per client per window (a key may override) */
+    long rate_window_s;
+    long concurrency;    /* executions at once per client (a key may override) */
 };
 
 enum env_id { ENV_TEST = 0, ENV_PROD = 1, ENV_COUNT };
@@ -22,6 +25,7 @@ enum env_id { ENV_TEST = 0, ENV_PROD = 1, ENV_COUNT };
 struct config {
     long request_timeout_ms;   /* reading the whole request */
     char user[64];             /* unprivileged user for the worker when started as root */
+    long max_concurrent;       /* executions at once on this server, all clients */
     struct limits env[ENV_COUNT];
 };
 

@@ -275,6 +275,87 @@ static enum keys_status parse_field(const cJSON *obj, size_t idx, const struct f
     return KEYS_OK;
 }
 
+int keys_parse_rate(const char *text, long *limit, long *window_s)
+{
+    static const struct { const char *unit; long seconds; } UNITS[] = {
+        {"s", 1}, {"sec", 1}, {"second", 1}, {"min", 60}, {"minute", 60},
+        {"h", 3600}, {"hour", 3600}, {"day", 86400},
+    };
+    char *end;
+    errno = 0;
+    long n = strtol(text, &end, 10);
+    if (errno || end == text || *text == '-' || *text == '+' || n < 1 || n > 1000000 || *end != '/')
+        return -1;
+    for (size_t i = 0; i < sizeof(UNITS) / sizeof(UNITS[0]); i++) {
+        if (strcmp(end + 1, UNITS[i].unit) == 0) {
+            *limit = n;
+            *window_s = UNITS[i].seconds;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+unsigned keys_parse_scopes(const char *text)
+{
+    unsigned bits = 0;
+    const char *p = text;
+    while (*p) {
+        size_t n = strcspn(p, ",");
+        if (n == 7 && strncmp(p, "execute", 7) == 0)
+            bits |= KEY_SCOPE_EXECUTE;
+        else if (n == 5 && strncmp(p, "admin", 5) == 0)
+            bits |= KEY_SCOPE_ADMIN;
+        else
+            return 0;
+        p += n;
+        if (*p == ',' && *++p == '\0')
+            return 0;
+    }
+    return bits;
+}
+
+/* The optional per-key limits and scopes. */
+static enum keys_status parse_overrides(const cJSON *obj, size_t idx, struct key_entry *e,
+                                        const char **err)
+{
+    const cJSON *rate = cJSON_GetObjectItemCaseSensitive(obj, "rate");
+    const cJSON *conc = cJSON_GetObjectItemCaseSensitive(obj, "concurrency");
+    const cJSON *scope = cJSON_GetObjectItemCaseSensitive(obj, "scope");
+    if (rate && !cJSON_IsNull(rate) &&
+        (!cJSON_IsString(rate) || keys_parse_rate(rate->valuestring, &e->rate_limit,
+                                                  &e->rate_window_s) < 0)) {
+        *err = fail("keys[%zu]: \"rate\" must be like \"120/min\"", idx);
+        return KEYS_CORRUPT;
+    }
+    if (conc && !cJSON_IsNull(conc)) {
+        if (!cJSON_IsNumber(conc) || conc->valuedouble < 1 || conc->valuedouble > 10000 ||
+            conc->valuedouble != (double)(long)conc->valuedouble) {
+            *err = fail("keys[%zu]: \"concurrency\" must be an integer in 1..10000", idx);
+            return KEYS_CORRUPT;
+        }
+        e->concurrency = (long)conc->valuedouble;
+    }
+    e->scopes = KEY_SCOPE_EXECUTE;
+    if (scope && !cJSON_IsNull(scope)) {
+        const cJSON *s;
+        e->scopes = 0;
+        if (!cJSON_IsArray(scope)) {
+            *err = fail("keys[%zu]: \"scope\" must be an array of \"execute\"/\"admin\"", idx);
+            return KEYS_CORRUPT;
+        }
+        cJSON_ArrayForEach(s, scope) {
+            unsigned bit = cJSON_IsString(s) ? keys_parse_scopes(s->valuestring) : 0;
+            if (bit != KEY_SCOPE_EXECUTE && bit != KEY_SCOPE_ADMIN) {
+                *err = fail("keys[%zu]: \"scope\" must be an array of \"execute\"/\"admin\"", idx);
+                return KEYS_CORRUPT;
+            }
+            e->scopes |= bit;
+        }
+    }
+    return KEYS_OK;
+}
+
 static enum keys_status parse_entry(const cJSON *obj, size_t idx, struct key_entry *e,
                                     const char **err)
 {
@@ -286,7 +367,7 @@ static enum keys_status parse_entry(const cJSON *obj, size_t idx, struct key_ent
     }
     for (size_t i = 0; i < NFIELDS && st == KEYS_OK; i++)
         st = parse_field(obj, idx, &fields[i], e, err);
-    return st;
+    return st == KEYS_OK ? parse_overrides(obj, idx, e, err) : st;
 }
 
 /* Parse exactly len bytes as one JSON value: cJSON stops after the first

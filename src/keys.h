@@ -21,7 +21,22 @@ struct key_entry {
     char *revoked_at;  /* NULL while active */
     char *prefix;      /* first 12 characters of the key, for humans */
     unsigned char hash[SHA256_LEN];
+    /* Optional per-key overrides; 0 means "the environment's default". */
+    long rate_limit;   /* requests per rate_window_s ("rate": "120/min") */
+    long rate_window_s;
+    long concurrency;  /* executions at once ("concurrency": 8) */
+    unsigned scopes;   /* KEY_SCOPE_* ("scope": ["execute", "admin"]); default execute */
 };
+
+#define KEY_SCOPE_EXECUTE 1u   /* POST /execute */
+#define KEY_SCOPE_ADMIN   2u   /* GET /metrics */
+
+/* "120/min" (also /s, /sec, /minute, /h, /hour, /day) to a count and a
+ * window in seconds; 0, or -1 when malformed or out of range. */
+int keys_parse_rate(const char *text, long *limit, long *window_s);
+
+/* "execute", "admin" or "admin,execute" to KEY_SCOPE_* bits; 0 when malformed. */
+unsigned keys_parse_scopes(const char *text);
 
 struct keyring {
     struct key_entry *entries;

@@ -13,6 +13,8 @@
 #include "http.h"
 #include "keys.h"
 #include "log.h"
+#include "metrics.h"
+#include "ratelimit.h"
 #include "request.h"
 #include "respond.h"
 #include "sandbox.h"
@@ -40,29 +42,34 @@ static void assign_request_id(struct request *r)
     crypto_hex(raw, sizeof(raw), r->request_id);
 }
 
-/* X-API-Key against the keys file; picks the env and its limits. */
-static int authenticate(struct request *r)
+/* X-API-Key against the keys file (kept in *ring for the caller, which
+ * frees it before any worker starts).  Picks the env, its limits, and the
+ * key's own overrides; refuses a key without the needed scope. */
+static int authenticate(struct request *r, unsigned scope, struct keyring *ring)
 {
     if (!r->api_key || !*r->api_key)
         return fail(r, 401, "Unauthorized", "missing, unknown or revoked API key");
-    struct keyring ring = { 0 };
     const char *why = NULL;
     const char *path = keys_path(NULL);
-    enum keys_status st = keys_load(path, &ring, &why);
+    enum keys_status st = keys_load(path, ring, &why);
     if (st != KEYS_OK) {
         log_error("keys file %s: %s", path, why ? why : "cannot be loaded");
-        keys_free(&ring);
         return fail(r, 503, "ServiceUnavailable", "API keys are unavailable; see the server log");
     }
-    const struct key_entry *k = keys_authenticate(&ring, r->api_key, strlen(r->api_key));
+    const struct key_entry *k = keys_authenticate(ring, r->api_key, strlen(r->api_key));
     int env = k ? config_env_id(k->env) : -1;
-    if (k)
-        snprintf(r->client_id, sizeof(r->client_id), "%s", k->id);
-    keys_free(&ring);   /* nothing of the keys file survives into the worker */
     if (!k || env < 0)
         return fail(r, 401, "Unauthorized", "missing, unknown or revoked API key");
+    snprintf(r->client_id, sizeof(r->client_id), "%s", k->id);
     r->env = env;
+    r->scopes = k->scopes;
     r->limits = cfg.env[env];
+    r->rate_limit = k->rate_limit ? k->rate_limit : r->limits.rate_limit;
+    r->rate_window_s = k->rate_limit ? k->rate_window_s : r->limits.rate_window_s;
+    r->concurrency = k->concurrency ? k->concurrency : r->limits.concurrency;
+    if (!(k->scopes & scope))
+        return fail(r, 403, "Forbidden", "this key does not have the \"%s\" scope",
+                    scope == KEY_SCOPE_ADMIN ? "admin" : "execute");
     return 0;
 }
 
@@ -77,10 +84,14 @@ static int check_content_type(struct request *r)
 
 static void execute(struct request *r, const struct sandbox_ids *ids)
 {
-    if (authenticate(r) < 0)
+    struct keyring ring = { 0 };
+    int rc = authenticate(r, KEY_SCOPE_EXECUTE, &ring);
+    keys_free(&ring);   /* nothing of the keys file survives into the worker */
+    if (rc < 0)
         return;
     request_mark(r, MARK_AUTH);
-    if (check_content_type(r) < 0 || http_read_body(r, CONN_IN, r->limits.body_bytes) < 0)
+    if (ratelimit_admit(r, &cfg) < 0 || check_content_type(r) < 0 ||
+        http_read_body(r, CONN_IN, r->limits.body_bytes) < 0)
         return;
     request_mark(r, MARK_BODY);
     struct exec_body b;
@@ -92,13 +103,30 @@ static void execute(struct request *r, const struct sandbox_ids *ids)
     body_free(&b);
 }
 
+static void metrics(struct request *r)
+{
+    struct keyring ring = { 0 };
+    if (authenticate(r, KEY_SCOPE_ADMIN, &ring) == 0) {
+        r->text = metrics_render(&ring);
+        r->text_type = "text/plain; version=0.0.4; charset=utf-8";
+        if (!r->text)
+            fail(r, 503, "ServiceUnavailable", "out of memory rendering metrics");
+    }
+    keys_free(&ring);
+}
+
 /* Route on path, then method. */
 static void route(struct request *r, const struct sandbox_ids *ids)
 {
-    if (strcmp(r->path, "/health") == 0) {
+    if (strcmp(r->path, "/health") == 0 || strcmp(r->path, "/metrics") == 0) {
         if (strcmp(r->method, "GET") != 0) {
             r->fail.allow = "GET";
-            fail(r, 405, "MethodNotAllowed", "use GET for /health");
+            fail(r, 405, "MethodNotAllowed", "use GET for %s", r->path);
+        } else if (strcmp(r->path, "/health") == 0) {
+            r->text = strdup("{\"status\":\"ok\"}");
+            r->text_type = "application/json";
+        } else {
+            metrics(r);
         }
         return;
     }
@@ -133,10 +161,10 @@ static void serve(struct request *r)
     }
     if (!r->request_id[0])
         assign_request_id(r);
-    int status = r->fail.status || !r->path || strcmp(r->path, "/health") != 0
-                     ? respond(r, CONN_OUT)
-                     : respond_static(r, CONN_OUT, "{\"status\":\"ok\"}");
+    int status = !r->fail.status && r->text ? respond_text(r, CONN_OUT, r->text, r->text_type)
+                                            : respond(r, CONN_OUT);
     request_mark(r, MARK_REPLIED);
+    ratelimit_finish(r);
     log_request(r, status);
     http_linger(CONN_OUT);
 }
@@ -153,9 +181,11 @@ int main(int argc, char **argv)
     request_mark(&req, MARK_START);
     req.env = -1;
     req.content_length = -1;
+    req.usage.fd = req.global_slot = req.client_slot = -1;
     serve(&req);
     free(req.body);
     free(req.out.result_json);
     free(req.out.output);
+    free(req.text);
     return 0;
 }

@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "report.h"
+#include "state.h"
 
 #define HEAD_MAX      8192   /* request line + headers */
 #define HEADERS_MAX   100
@@ -68,10 +69,20 @@ struct request {
     /* Set by authentication. */
     char client_id[64];
     int env;                  /* enum env_id, -1 before auth */
+    unsigned scopes;          /* KEY_SCOPE_* of the key */
     struct limits limits;     /* the env's limits, tightened by the request */
+    long rate_limit, rate_window_s, concurrency;   /* the key's, or the env's */
+
+    /* Set by admission (ratelimit.c). */
+    struct client_state usage;
+    int global_slot, client_slot;   /* held slot locks, -1 when none */
+    char rate_headers[256];         /* RateLimit-* lines, CRLF-terminated */
+    long retry_after;               /* seconds, for 429/503; 0 = none */
 
     struct failure fail;
     struct outcome out;
+    char *text;               /* owned; a non-JSON-outcome body (health, metrics) */
+    const char *text_type;
 
     long mark_us[MARK_COUNT];         /* supervisor stages (CLOCK_MONOTONIC) */
     long stage_us[STAGE_COUNT];       /* worker stages, from its report */

@@ -64,21 +64,25 @@ static int write_all(int fd, const char *buf, size_t len, size_t *sent)
     return 0;
 }
 
-static int send_response(struct request *req, int fd, int status, const char *body)
+static int send_response(struct request *req, int fd, int status, const char *body,
+                         const char *content_type)
 {
-    char head[1024];
+    char head[1024], retry[48] = "";
     size_t blen = strlen(body);
+    if (req->retry_after > 0 && (status == 429 || status == 503))
+        snprintf(retry, sizeof(retry), "Retry-After: %ld\r\n", req->retry_after);
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\n"
-                     "Content-Type: application/json\r\n"
+                     "Content-Type: %s\r\n"
                      "Content-Length: %zu\r\n"
                      "Connection: close\r\n"
                      "Cache-Control: no-store\r\n"
                      "X-Content-Type-Options: nosniff\r\n"
                      "X-Request-Id: %s\r\n"
-                     "%s%s%s"
+                     "%s%s%s%s%s"
                      "\r\n",
-                     status, reason(status), blen + 1, req->request_id,
+                     status, reason(status), content_type, blen + 1, req->request_id,
+                     req->rate_headers, retry,
                      req->fail.allow ? "Allow: " : "",
                      req->fail.allow ? req->fail.allow : "",
                      req->fail.allow ? "\r\n" : "");
@@ -150,14 +154,14 @@ int respond(struct request *req, int fd)
         if (!body)
             return status;
     }
-    if (send_response(req, fd, status, body) < 0 && !req->out.kind)
+    if (send_response(req, fd, status, body, "application/json") < 0 && !req->out.kind)
         req->out.kind = "client_gone";
     free(body);
     return status;
 }
 
-int respond_static(struct request *req, int fd, const char *json)
+int respond_text(struct request *req, int fd, const char *text, const char *content_type)
 {
-    (void)send_response(req, fd, 200, json);
+    (void)send_response(req, fd, 200, text, content_type);
     return 200;
 }

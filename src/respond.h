@@ -8,7 +8,7 @@
  * execution outcome.  Returns the HTTP status sent. */
 int respond(struct request *req, int fd);
 
-/* Write a 200 with a fixed JSON body (e.g. /health). */
-int respond_static(struct request *req, int fd, const char *json);
+/* Write a 200 with the given body (e.g. /health, /metrics). */
+int respond_text(struct request *req, int fd, const char *text, const char *content_type);
 
 #endif

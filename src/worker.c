@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -80,6 +81,9 @@ static void worker_main(struct report *r, const struct sandbox_ids *ids, const c
 {
     char why[256];
     report_stage(r, STAGE_FORKED);
+    /* If the supervisor dies, so does the worker: nobody would read it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+        _exit(6);
     if (sandbox_prepare(ids, lim, why, sizeof(why)) < 0) {
         r->state = REPORT_INTERNAL;
         snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);

@@ -11,7 +11,7 @@ setup() { load helpers; }
     assert_output --regexp ' 401$'
     local nl=$'\n'
     bodies+=("${output//$nl/}")
-    for k in "" "sk_test_nope" "$(printf 'x%.0s' $(seq 1 500))" "${KEY%?}0" "${KEY}x"; do
+    for k in "" "sk_test_nope" "$(printf 'x%.0s' $(seq 1 500))" "${KEY%?}g" "${KEY}x" "$(echo "$KEY" | tr a-f A-F)"; do
         post_execute '{"code": "result = 1"}' "$k"
         assert_equal "$STATUS" 401
         bodies+=("$BODY 401")
@@ -86,7 +86,7 @@ setup() { load helpers; }
 start_server_alt() {
     local keys="$PYEXEC_KEYS"
     systemd-socket-activate --inetd -a -l "127.0.0.1:$((PORT + 1))" \
-        -E PYEXEC_CONFIG -E ASAN_OPTIONS -E UBSAN_OPTIONS \
+        -E PYEXEC_CONFIG -E PYEXEC_STATE -E ASAN_OPTIONS -E UBSAN_OPTIONS \
         env PYEXEC_KEYS="$keys" "$PYEXEC_BIN" >"$BATS_TEST_TMPDIR/alt.log" 2>&1 &
     echo $! > "$BATS_TEST_TMPDIR/alt.pid"
     URL="http://127.0.0.1:$((PORT + 1))"

@@ -7,11 +7,17 @@ ROOT="$(cd "$BATS_TEST_DIRNAME/.." && pwd)"
 PYEXEC_BIN="${PYEXEC_BIN:-$ROOT/build/pyexec}"
 MANAGE_KEYS="${MANAGE_KEYS:-$ROOT/build/manage-keys}"
 
+# Rate and concurrency limits out of the way, except where a test sets them.
+GENEROUS=$'[global]\nmax_concurrent = 64\n[test]\nrate_limit = 100000\nconcurrency = 32\n[prod]\nrate_limit = 100000\nconcurrency = 32'
+
 # start_server [config text]: sets PORT, URL, KEY (test env), PROD_KEY, SRV_LOG.
+# The config text is appended to GENEROUS (later settings win).
 start_server() {
     local dir="$BATS_FILE_TMPDIR"
     export PYEXEC_KEYS="$dir/api_keys.json" PYEXEC_CONFIG="$dir/pyexec.conf"
-    printf '%s\n' "${1:-# defaults}" > "$PYEXEC_CONFIG"
+    export PYEXEC_STATE="$dir/state"
+    mkdir -p "$PYEXEC_STATE"
+    printf '%s\n%s\n' "$GENEROUS" "${1:-}" > "$PYEXEC_CONFIG"
     KEY=$("$MANAGE_KEYS" add --name "bats test" --env test 2>/dev/null)
     PROD_KEY=$("$MANAGE_KEYS" add --name "bats prod" --env prod 2>/dev/null)
     SRV_LOG="$dir/server.log"
@@ -19,7 +25,7 @@ start_server() {
     for try in 1 2 3 4 5 6 7 8 9 10; do
         PORT=$(( 20000 + (RANDOM * 7 + $$ + try * 977) % 40000 ))
         systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
-            -E PYEXEC_KEYS -E PYEXEC_CONFIG -E ASAN_OPTIONS -E UBSAN_OPTIONS \
+            -E PYEXEC_KEYS -E PYEXEC_CONFIG -E PYEXEC_STATE -E ASAN_OPTIONS -E UBSAN_OPTIONS \
             "$PYEXEC_BIN" >"$SRV_LOG" 2>&1 &
         SRV_PID=$!
         local i

@@ -1,0 +1,119 @@
+#include "metrics.h"
+
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "state.h"
+
+struct metric {
+    const char *name, *help;
+    size_t field;           /* offset of the uint64_t counter in struct usage */
+    double scale;           /* cpu/wall are kept in ms, exported in seconds */
+};
+
+static const struct metric METRICS[] = {
+    { "pyexec_requests_total", "Executions admitted.", offsetof(struct usage, requests), 1 },
+    { "pyexec_successes_total", "Executions that returned a result.", offsetof(struct usage, successes), 1 },
+    { "pyexec_user_errors_total", "Executions that raised or returned an unusable result.", offsetof(struct usage, user_errors), 1 },
+    { "pyexec_timeouts_total", "Executions stopped by a time limit.", offsetof(struct usage, timeouts), 1 },
+    { "pyexec_memory_errors_total", "Executions stopped by the memory limit.", offsetof(struct usage, memory_errors), 1 },
+    { "pyexec_output_limits_total", "Executions stopped by the output limit.", offsetof(struct usage, output_limits), 1 },
+    { "pyexec_internal_errors_total", "Executions that failed through a fault of the service.", offsetof(struct usage, internal_errors), 1 },
+    { "pyexec_rate_limited_total", "Requests refused by the rate limit.", offsetof(struct usage, rate_limited), 1 },
+    { "pyexec_concurrency_limited_total", "Requests refused by the concurrency limit.", offsetof(struct usage, concurrency_limited), 1 },
+    { "pyexec_cpu_seconds_total", "CPU time of executions.", offsetof(struct usage, cpu_ms), 1000 },
+    { "pyexec_wall_seconds_total", "Wall time of executions.", offsetof(struct usage, wall_ms), 1000 },
+};
+#define NMETRICS (sizeof(METRICS) / sizeof(METRICS[0]))
+
+/* A growing text buffer; on allocation failure it stays failed. */
+struct text {
+    char *buf;
+    size_t len, cap;
+    int failed;
+};
+
+static void put(struct text *t, const char *s, size_t n)
+{
+    if (t->failed)
+        return;
+    if (t->len + n + 1 > t->cap) {
+        size_t cap = (t->cap ? t->cap * 2 : 4096) + n;
+        char *b = realloc(t->buf, cap);
+        if (!b) {
+            t->failed = 1;
+            return;
+        }
+        t->buf = b;
+        t->cap = cap;
+    }
+    memcpy(t->buf + t->len, s, n);
+    t->len += n;
+    t->buf[t->len] = '\0';
+}
+
+static void puts_(struct text *t, const char *s)
+{
+    put(t, s, strlen(s));
+}
+
+/* A label value, escaped as the exposition format requires. */
+static void put_label(struct text *t, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\')
+            puts_(t, "\\\\");
+        else if (*v == '"')
+            puts_(t, "\\\"");
+        else if (*v == '\n')
+            puts_(t, "\\n");
+        else
+            put(t, v, 1);
+    }
+}
+
+static void put_sample(struct text *t, const struct metric *m, const struct key_entry *k,
+                       const struct usage *u)
+{
+    uint64_t v = *(const uint64_t *)((const char *)u + m->field);
+    char num[64];
+    puts_(t, m->name);
+    puts_(t, "{client=\"");
+    put_label(t, k->id);
+    puts_(t, "\",name=\"");
+    put_label(t, k->name);
+    puts_(t, "\",env=\"");
+    put_label(t, k->env);
+    if (m->scale == 1)
+        snprintf(num, sizeof(num), "\"} %llu\n", (unsigned long long)v);
+    else
+        snprintf(num, sizeof(num), "\"} %.3f\n", (double)v / m->scale);
+    puts_(t, num);
+}
+
+char *metrics_render(const struct keyring *ring)
+{
+    struct text t = { 0 };
+    struct usage *all = calloc(ring->count ? ring->count : 1, sizeof(*all));
+    if (!all)
+        return NULL;
+    for (size_t i = 0; i < ring->count; i++)
+        if (state_read_usage(state_dir(), ring->entries[i].id, &all[i]) < 0)
+            memset(&all[i], 0, sizeof(all[i]));
+    for (size_t m = 0; m < NMETRICS; m++) {
+        char head[256];
+        snprintf(head, sizeof(head), "# HELP %s %s\n# TYPE %s counter\n", METRICS[m].name,
+                 METRICS[m].help, METRICS[m].name);
+        puts_(&t, head);
+        for (size_t i = 0; i < ring->count; i++)
+            put_sample(&t, &METRICS[m], &ring->entries[i], &all[i]);
+    }
+    free(all);
+    if (t.failed) {
+        free(t.buf);
+        return NULL;
+    }
+    return t.buf;
+}

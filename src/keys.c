@@ -38,7 +38,6 @@ static const char *fail(const char *fmt, ...)
 
 const char *keys_path(const char *explicit_path)
 {
-    static char credential[4096];
     const char *env;
 
     if (explicit_path != NULL)
@@ -49,6 +48,7 @@ const char *keys_path(const char *explicit_path)
     /* Under systemd, LoadCredential= hands the file over in a private dir. */
     env = getenv("CREDENTIALS_DIRECTORY");
     if (env != NULL && env[0] != '\0') {
+        static char credential[4096];
         int n = snprintf(credential, sizeof(credential), "%s/" KEYS_CREDENTIAL, env);
         if (n > 0 && (size_t)n < sizeof(credential))
             return credential;

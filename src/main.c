@@ -161,12 +161,14 @@ static void serve(struct request *r)
     }
     if (!r->request_id[0])
         assign_request_id(r);
+    ratelimit_record(r);
     int status = !r->fail.status && r->text ? respond_text(r, CONN_OUT, r->text, r->text_type)
                                             : respond(r, CONN_OUT);
     request_mark(r, MARK_REPLIED);
-    ratelimit_finish(r);
     log_request(r, status);
     http_linger(CONN_OUT);
+    worker_reap(r);
+    ratelimit_release(r);
 }
 
 int main(int argc, char **argv)

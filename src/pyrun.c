@@ -4,6 +4,7 @@
 #include "pyrun.h"
 
 #include <Python.h>
+#include <marshal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -101,10 +102,30 @@ static int configure(PyConfig *c)
     return 0;
 }
 
-/* Run the embedded policy source as module "pyexec_policy". */
+/* The policy's code object: the bytecode compiled at build time when this
+ * interpreter has the same bytecode magic, else compiled from source now. */
+static PyObject *policy_code(void)
+{
+    PyObject *magic = PyLong_FromLong(PyImport_GetMagicNumber());
+    long m = magic ? PyLong_AsLong(magic) : -1;
+    Py_XDECREF(magic);
+    unsigned char bytes[4] = { (unsigned char)m, (unsigned char)(m >> 8),
+                               (unsigned char)(m >> 16), (unsigned char)(m >> 24) };
+    if (m != -1 && memcmp(bytes, POLICY_MAGIC, sizeof(bytes)) == 0) {
+        PyObject *code = PyMarshal_ReadObjectFromString((const char *)POLICY_CODE,
+                                                        (Py_ssize_t)sizeof(POLICY_CODE));
+        if (code && PyCode_Check(code))
+            return code;
+        Py_XDECREF(code);
+    }
+    PyErr_Clear();
+    return Py_CompileString(POLICY_PY, "<pyexec-policy>", Py_file_input);
+}
+
+/* Run the embedded policy as module "pyexec_policy". */
 static int load_policy(void)
 {
-    PyObject *code = Py_CompileString(POLICY_PY, "<pyexec-policy>", Py_file_input);
+    PyObject *code = policy_code();
     PyObject *mod = code ? PyImport_ExecCodeModule("pyexec_policy", code) : NULL;
     Py_XDECREF(code);
     if (!mod)

@@ -97,11 +97,15 @@ static size_t outcome_field(const struct outcome *o)
     return offsetof(struct usage, user_errors);
 }
 
-void ratelimit_finish(struct request *req)
+void ratelimit_record(struct request *req)
 {
     if (req->out.ran && req->usage.fd >= 0 &&
         state_count(&req->usage, outcome_field(&req->out), req->out.cpu_ms, req->out.wall_ms) < 0)
         log_error("usage state %s: counting %s: %s", state_dir(), req->client_id, strerror(errno));
+}
+
+void ratelimit_release(struct request *req)
+{
     state_close_client(&req->usage);
     /* Slots are released by closing, and by the kernel if we die first. */
     if (req->client_slot >= 0)

@@ -11,7 +11,11 @@
  * unavailable), 429 (client concurrency or rate).  Sets the rate headers. */
 int ratelimit_admit(struct request *req, const struct config *cfg);
 
-/* Count the outcome in the client's usage record; never fails the request. */
-void ratelimit_finish(struct request *req);
+/* Count the outcome in the client's usage record (before the answer, so a
+ * client that reads its usage next sees it); never fails the request. */
+void ratelimit_record(struct request *req);
+
+/* Give back the slots (after the worker is reaped: they cover its whole life). */
+void ratelimit_release(struct request *req);
 
 #endif

@@ -31,6 +31,7 @@ struct report {
     char err_type[64];
     char err_message[1024];
     long stage_us[STAGE_COUNT];   /* CLOCK_MONOTONIC microseconds */
+    long cpu_ms, max_rss_kib;     /* the worker's own rusage when it reports done */
     char area[];                  /* output_cap bytes, then result_cap bytes */
 };
 

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "config.h"
@@ -81,6 +82,7 @@ struct request {
 
     struct failure fail;
     struct outcome out;
+    pid_t worker_pid;         /* a worker still to reap, 0 when none */
     char *text;               /* owned; a non-JSON-outcome body (health, metrics) */
     const char *text_type;
 

@@ -97,14 +97,20 @@ static int apply_limits(const struct limits *lim)
 
 /* Standard input and output become /dev/null: the worker never holds the
  * client's socket.  Every other descriptor but stderr is closed. */
-static int isolate_fds(void)
+static int isolate_fds(int done_fd)
 {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
         return -1;
-    if (null > 2)
+    if (null > 2 && null != done_fd)
         close(null);
-    return (int)syscall(SYS_close_range, 3, ~0U, 0);
+    int first = 3;
+    if (done_fd >= 0) {
+        if (done_fd != SANDBOX_DONE_FD && dup2(done_fd, SANDBOX_DONE_FD) < 0)
+            return -1;
+        first = SANDBOX_DONE_FD + 1;
+    }
+    return (int)syscall(SYS_close_range, first, ~0U, 0);
 }
 
 static int drop_identity(const struct sandbox_ids *ids)
@@ -127,14 +133,14 @@ static int drop_identity(const struct sandbox_ids *ids)
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 
-int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim,
+int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,
                     char *why, size_t whylen)
 {
     if (ids->have && unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS) < 0) {
         snprintf(why, whylen, "unshare namespaces: %s", strerror(errno));
         return -1;
     }
-    if (isolate_fds() < 0) {
+    if (isolate_fds(done_fd) < 0) {
         snprintf(why, whylen, "isolating descriptors: %s", strerror(errno));
         return -1;
     }

@@ -15,10 +15,13 @@ struct sandbox_ids {
 /* In the supervisor, while still privileged: resolve the worker's user. */
 int sandbox_lookup_user(const char *name, struct sandbox_ids *ids);
 
+#define SANDBOX_DONE_FD 3   /* the worker's "report written" pipe */
+
 /* In the worker, before Python starts: fresh namespaces (when root), rlimits,
  * the unprivileged user, no capabilities, no_new_privs, only fds 0-2 (0 and 1
- * on /dev/null).  0, or -1 with errno-style message in why. */
-int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim,
+ * on /dev/null) and done_fd moved to SANDBOX_DONE_FD (-1: none).  0, or -1
+ * with an errno-style message in why. */
+int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,
                     char *why, size_t whylen);
 
 /* In the worker, after Python and the policy are loaded, before user code:

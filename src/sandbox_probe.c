@@ -38,7 +38,7 @@ int main(int argc, char **argv)
         return 2;
     r->output_cap = 4096;
     why[0] = '\0';
-    if (sandbox_prepare(&ids, lim, why, sizeof(why)) < 0 || pyrun_start(r, lim) < 0 ||
+    if (sandbox_prepare(&ids, lim, -1, why, sizeof(why)) < 0 || pyrun_start(r, lim) < 0 ||
         sandbox_lock_down(why, sizeof(why)) < 0) {
         fprintf(stderr, "sandbox-probe: setup failed: %s %s\n", why, r->err_message);
         return 2;

@@ -7,6 +7,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -76,15 +77,33 @@ static pyexec_python_fn load_python(struct report *r)
 }
 
 /* The worker: never returns. */
-static void worker_main(struct report *r, const struct sandbox_ids *ids, const char *code,
-                        size_t code_len, const cJSON *data, const struct limits *lim)
+static long tv_ms(struct timeval tv)
+{
+    return tv.tv_sec * 1000L + tv.tv_usec / 1000;
+}
+
+/* Tell the supervisor the report is complete, with our own rusage, so it
+ * can answer while this process is still being torn down. */
+static void report_done(struct report *r)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        r->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
+        r->max_rss_kib = ru.ru_maxrss;
+    }
+    (void)!write(SANDBOX_DONE_FD, "d", 1);
+}
+
+static void worker_main(struct report *r, const struct sandbox_ids *ids, int done_fd,
+                        const char *code, size_t code_len, const cJSON *data,
+                        const struct limits *lim)
 {
     char why[256];
     report_stage(r, STAGE_FORKED);
     /* If the supervisor dies, so does the worker: nobody would read it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
         _exit(6);
-    if (sandbox_prepare(ids, lim, why, sizeof(why)) < 0) {
+    if (sandbox_prepare(ids, lim, done_fd, why, sizeof(why)) < 0) {
         r->state = REPORT_INTERNAL;
         snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);
         _exit(3);
@@ -95,20 +114,26 @@ static void worker_main(struct report *r, const struct sandbox_ids *ids, const c
         r->state = REPORT_INTERNAL;
         _exit(4);
     }
+    int status = python(r, lim, code, code_len, data, sandbox_lock_down);
+    if (status == 0)
+        report_done(r);
     /* No interpreter finalisation: the process ends here and the kernel
      * reclaims everything at once. */
-    _exit(python(r, lim, code, code_len, data, sandbox_lock_down));
+    _exit(status);
 }
 
 #define BACKSTOP_MS 250   /* the worker's own SIGKILL timer should fire first */
 
-/* Wait for the worker to end.  It kills itself at the wall limit; only if it
- * is still there BACKSTOP_MS later does the supervisor signal it, through its
- * pidfd (the unit denies kill() to keep siblings apart). */
-static void wait_worker(pid_t pid, long wall_ms, int *status, struct rusage *ru)
+/* Wait until the worker reports done (then it is reaped later, after the
+ * answer is sent) or ends.  It kills itself at the wall limit; only if it is
+ * still there BACKSTOP_MS later does the supervisor signal it, through its
+ * pidfd (the unit denies kill() to keep siblings apart).  Returns 1 when the
+ * worker said done and has not been reaped yet. */
+static int wait_worker(pid_t pid, int done_fd, long wall_ms, int *status, struct rusage *ru)
 {
     int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     long deadline = now_us() + (wall_ms + BACKSTOP_MS) * 1000;
+    int done = 0;
     while (pfd >= 0) {
         long left = (deadline - now_us()) / 1000;
         if (left <= 0) {
@@ -117,17 +142,39 @@ static void wait_worker(pid_t pid, long wall_ms, int *status, struct rusage *ru)
                 kill(pid, SIGKILL);
             break;
         }
-        struct pollfd p = { .fd = pfd, .events = POLLIN };
-        int n = poll(&p, 1, (int)left + 1);
-        if (n > 0 || (n < 0 && errno != EINTR))
+        struct pollfd p[2] = { { .fd = pfd, .events = POLLIN },
+                               { .fd = done_fd, .events = POLLIN } };
+        int n = poll(p, 2, (int)left + 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 || p[0].revents)
             break;
+        char c;
+        if (p[1].revents && read(done_fd, &c, 1) == 1) {
+            done = 1;
+            break;
+        }
+        if (p[1].revents)
+            done_fd = -1;   /* EOF without "done": keep waiting on the pidfd */
     }
     if (pfd >= 0)
         close(pfd);
     else
         kill(pid, SIGKILL);   /* no pidfd: never wait unbounded */
+    if (done)
+        return 1;
     while (wait4(pid, status, 0, ru) < 0 && errno == EINTR)
         ;
+    return 0;
+}
+
+void worker_reap(struct request *req)
+{
+    if (req->worker_pid <= 0)
+        return;
+    while (waitpid(req->worker_pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    req->worker_pid = 0;
 }
 
 static void set_error(struct outcome *o, const char *kind, const char *type, const char *fmt, ...)
@@ -210,11 +257,6 @@ static void judge(struct outcome *o, struct report *r, int status, const struct 
     }
 }
 
-static long tv_ms(struct timeval tv)
-{
-    return tv.tv_sec * 1000L + tv.tv_usec / 1000;
-}
-
 int worker_run(struct request *req, const struct sandbox_ids *ids, const char *code,
                size_t code_len, const cJSON *data)
 {
@@ -223,25 +265,42 @@ int worker_run(struct request *req, const struct sandbox_ids *ids, const char *c
     if (!r)
         return fail(req, 503, "ServiceUnavailable", "cannot map the worker report: %s",
                     strerror(errno));
+    int done[2];
+    if (pipe2(done, O_CLOEXEC) < 0) {
+        munmap(r, size);
+        return fail(req, 503, "ServiceUnavailable", "cannot make a pipe: %s", strerror(errno));
+    }
     long start = now_us();
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) {
         munmap(r, size);
+        close(done[0]);
+        close(done[1]);
         return fail(req, 503, "ServiceUnavailable", "cannot start a worker: %s", strerror(errno));
     }
-    if (pid == 0)
-        worker_main(r, ids, code, code_len, data, &req->limits);
+    if (pid == 0) {
+        close(done[0]);
+        worker_main(r, ids, done[1], code, code_len, data, &req->limits);
+    }
+    close(done[1]);
 
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
-    wait_worker(pid, req->limits.wall_ms, &status, &ru);
+    int early = wait_worker(pid, done[0], req->limits.wall_ms, &status, &ru);
+    close(done[0]);
     struct outcome *o = &req->out;
     o->ran = true;
     o->wall_ms = (now_us() - start) / 1000;
-    o->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
-    o->max_rss_kib = ru.ru_maxrss;
+    if (early) {
+        req->worker_pid = pid;   /* reaped after the answer is sent */
+        o->cpu_ms = r->cpu_ms;
+        o->max_rss_kib = r->max_rss_kib;
+    } else {
+        o->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
+        o->max_rss_kib = ru.ru_maxrss;
+    }
     judge(o, r, status, &req->limits);
     memcpy(req->stage_us, r->stage_us, sizeof(req->stage_us));
     munmap(r, size);

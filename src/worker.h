@@ -14,4 +14,7 @@
 int worker_run(struct request *req, const struct sandbox_ids *ids, const char *code,
                size_t code_len, const cJSON *data);
 
+/* Wait for a worker that reported done before it ended (no-op otherwise). */
+void worker_reap(struct request *req);
+
 #endif

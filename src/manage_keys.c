@@ -1,36 +1,51 @@
-/* manage-keys: add, list and revoke pyexec API keys.
+/* manage-keys: add, change, list and revoke pyexec API keys, and report how
+ * much each has been used (from the counters pyexec keeps in its state
+ * directory).
  *
  * Shell-friendly: `add` prints the new key alone on stdout, everything else
  * goes to stderr; exit 0 on success, 1 on failure, 2 on a usage error.  The
  * key itself is shown once and never stored: the file holds its SHA-256. */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-
 #include "crypto.h"
 #include "keys.h"
 #include "keystore.h"
+#include "state.h"
 
 #define PROG            "manage-keys"
 #define KEY_BYTES       24   /* 192 random bits: 48 hex digits */
 #define ID_BYTES        8    /* 16 hex digits; ids need to be unique, not secret */
 #define PREFIX_LEN      12
 #define TIME_LEN        sizeof "2026-11-26T12:00:00Z"
+#define MAX_CONCURRENCY 10000      /* the most keys.c accepts */
+#define DEFAULT_WORD    "default"  /* set: drop the key's own setting */
+#define RATE_LEN        32         /* "1000000/day" and more */
+#define NUM_LEN         32         /* a uint64_t, or one in thousandths as "N.NNN" */
+#define MAX_COLS        16         /* the widest table (usage) */
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
 struct options {
     const char *keys;         /* --keys PATH */
-    const char *name;         /* add --name */
-    const char *description;  /* add --description */
+    const char *name;         /* add, set --name */
+    const char *description;  /* add, set --description */
     const char *env;          /* add --env */
-    bool json;                /* list --json */
+    const char *rate;         /* add, set --rate */
+    const char *concurrency;  /* add, set --concurrency */
+    const char *scope;        /* add, set --scope */
+    const char *state;        /* usage --state */
+    bool json;                /* list, usage --json */
     bool help;                /* -h, --help */
     const char *command;
-    const char *arg;          /* revoke's KEY_OR_ID */
+    const char *arg;          /* revoke's or set's KEY_OR_ID */
     int extra;                /* positional arguments after the command */
 };
 
@@ -42,14 +57,39 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  add --name NAME [--description TEXT] --env test|prod\n"
+    "      [--rate N/UNIT] [--concurrency N] [--scope SCOPES]\n"
     "                    create a key; print it alone on stdout\n"
-    "  list [--json]     show all keys (never a key or its hash)\n"
+    "  set KEY_OR_ID [--name NAME] [--description TEXT] [--rate N/UNIT|default]\n"
+    "      [--concurrency N|default] [--scope SCOPES|default]\n"
+    "                    change a key, given the key itself or its id\n"
+    "  list [--json]     show all keys and their limits (never a key or its hash)\n"
     "  revoke KEY_OR_ID  revoke a key, given the key itself or its id\n"
+    "  usage [--json] [--state DIR]\n"
+    "                    show what every key, revoked ones too, has used\n"
     "  help              show this help\n"
+    "\n"
+    "Limits and scopes of a key (without them, its environment's limits apply\n"
+    "and it may execute only):\n"
+    "  --rate N/UNIT     at most N requests (1 to 1000000) per UNIT: s, min, h or\n"
+    "                    day (also sec, second, minute, hour), e.g. 120/min\n"
+    "  --concurrency N   at most N executions at once, 1 to 10000\n"
+    "  --scope SCOPES    what the key may do, comma-separated: execute (run code)\n"
+    "                    and admin (read /metrics), e.g. admin,execute; an\n"
+    "                    admin-only key cannot run code\n"
+    "  default           with set, in place of a value: drop the key's own\n"
+    "                    setting so that the default applies again\n"
+    "\n"
+    "usage shows, per key, the requests admitted and how they ended (successes,\n"
+    "user errors, timeouts, memory errors, output limits, internal errors), the\n"
+    "requests refused by the rate or the concurrency limit, and CPU and wall-clock\n"
+    "seconds.  A key that never made a request shows zeros.\n"
     "\n"
     "Options:\n"
     "  --keys PATH       the keys file (default: $PYEXEC_KEYS if set, else\n"
     "                    " KEYS_DEFAULT_PATH ")\n"
+    "  --state DIR       pyexec's state directory, for usage (default:\n"
+    "                    $PYEXEC_STATE if set, else " STATE_DEFAULT_DIR ")\n"
+    "  --json            list, usage: print JSON instead of a table\n"
     "  -h, --help        show this help\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
@@ -93,8 +133,14 @@ static int usage_error(const char *fmt, ...)
  * "--name=VALUE"); NULL for an option that takes no value or is unknown. */
 static const char **value_slot(struct options *o, const char *arg, size_t *name_len)
 {
-    static const char *const names[] = {"--keys", "--name", "--description", "--env"};
-    const char **slots[] = {&o->keys, &o->name, &o->description, &o->env};
+    static const char *const names[] = {
+        "--keys", "--name", "--description", "--env", "--rate", "--concurrency", "--scope",
+        "--state",
+    };
+    const char **slots[] = {
+        &o->keys, &o->name, &o->description, &o->env, &o->rate, &o->concurrency, &o->scope,
+        &o->state,
+    };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         size_t n = strlen(names[i]);
@@ -155,23 +201,37 @@ static int parse_args(int argc, char **argv, struct options *o)
     }
     if (o->keys != NULL && o->keys[0] == '\0')
         return usage_error("--keys needs a non-empty path");
+    if (o->state != NULL && o->state[0] == '\0')
+        return usage_error("--state needs a non-empty path");
     return 0;
 }
 
-/* Each option belongs to one command (--keys and --help to all). */
+/* Each option belongs to some commands (--keys and --help to all). */
 static int check_args(const struct options *o)
 {
     bool is_add = strcmp(o->command, "add") == 0;
-    bool is_revoke = strcmp(o->command, "revoke") == 0;
+    bool is_set = strcmp(o->command, "set") == 0;
+    bool is_usage = strcmp(o->command, "usage") == 0;
+    bool takes_key = is_set || strcmp(o->command, "revoke") == 0;
+    bool changes = o->name != NULL || o->description != NULL || o->rate != NULL ||
+                   o->concurrency != NULL || o->scope != NULL;
 
-    if (!is_add && (o->name != NULL || o->description != NULL || o->env != NULL))
-        return usage_error("--name, --description and --env go with add only");
-    if (o->json && strcmp(o->command, "list") != 0)
-        return usage_error("--json goes with list only");
-    if (is_revoke && o->extra != 1)
-        return usage_error("revoke needs exactly one KEY_OR_ID");
-    if (!is_revoke && o->extra != 0)
+    if (!is_add && o->env != NULL)
+        return usage_error("--env goes with add only");
+    if (!is_add && !is_set && changes)
+        return usage_error("--name, --description, --rate, --concurrency and --scope go "
+                           "with add and set only");
+    if (o->json && !is_usage && strcmp(o->command, "list") != 0)
+        return usage_error("--json goes with list and usage only");
+    if (o->state != NULL && !is_usage)
+        return usage_error("--state goes with usage only");
+    if (takes_key && o->extra != 1)
+        return usage_error("%s needs exactly one KEY_OR_ID", o->command);
+    if (!takes_key && o->extra != 0)
         return usage_error("%s takes no arguments", o->command);
+    if (is_set && !changes)
+        return usage_error("set needs at least one of --name, --description, --rate, "
+                           "--concurrency and --scope");
     return 0;
 }
 
@@ -231,6 +291,288 @@ static bool is_clean_text(const char *s)
     return true;
 }
 
+/* ---- limits and scopes ------------------------------------------------ */
+
+static bool is_default(const char *s)
+{
+    return strcmp(s, DEFAULT_WORD) == 0;
+}
+
+/* "120/min" as pyexec reads it; a sign or a space before the number, which
+ * strtol would let through, is refused too. */
+static bool valid_rate(const char *s)
+{
+    long limit, window_s;
+
+    return s[0] >= '0' && s[0] <= '9' && keys_parse_rate(s, &limit, &window_s) == 0;
+}
+
+/* An integer 1..MAX_CONCURRENCY in plain digits, or -1. */
+static long parse_concurrency(const char *s)
+{
+    char *end;
+    long n;
+
+    if (s[0] < '0' || s[0] > '9')
+        return -1;
+    errno = 0;
+    n = strtol(s, &end, 10);
+    if (errno != 0 || *end != '\0' || n < 1 || n > MAX_CONCURRENCY)
+        return -1;
+    return n;
+}
+
+/* The given --rate, --concurrency and --scope; with allow_default (set),
+ * "default" too.  0, or -1 (reported). */
+static int check_limits(const struct options *o, bool allow_default)
+{
+    const char *or_default = allow_default ? ", or " DEFAULT_WORD : "";
+
+    if (o->rate != NULL && !(allow_default && is_default(o->rate)) && !valid_rate(o->rate))
+        say("--rate must be N/UNIT with N from 1 to 1000000 and UNIT s, min, h or day "
+            "(e.g. 120/min)%s, not \"%s\"", or_default, o->rate);
+    else if (o->concurrency != NULL && !(allow_default && is_default(o->concurrency)) &&
+             parse_concurrency(o->concurrency) < 0)
+        say("--concurrency must be an integer from 1 to %d%s, not \"%s\"", MAX_CONCURRENCY,
+            or_default, o->concurrency);
+    else if (o->scope != NULL && !(allow_default && is_default(o->scope)) &&
+             keys_parse_scopes(o->scope) == 0)
+        say("--scope must be execute, admin or both comma-separated (e.g. admin,execute)%s, "
+            "not \"%s\"", or_default, o->scope);
+    else
+        return 0;
+    return -1;
+}
+
+/* The scopes as the file holds them: execute first, then admin. */
+static cJSON *scope_json(unsigned scopes)
+{
+    cJSON *a = cJSON_CreateArray();
+
+    if (a == NULL ||
+        ((scopes & KEY_SCOPE_EXECUTE) && !cJSON_AddItemToArray(a, cJSON_CreateString("execute"))) ||
+        ((scopes & KEY_SCOPE_ADMIN) && !cJSON_AddItemToArray(a, cJSON_CreateString("admin")))) {
+        cJSON_Delete(a);
+        return NULL;
+    }
+    return a;
+}
+
+static const char *scope_text(unsigned scopes)
+{
+    switch (scopes & (KEY_SCOPE_EXECUTE | KEY_SCOPE_ADMIN)) {
+    case KEY_SCOPE_EXECUTE: return "execute";
+    case KEY_SCOPE_ADMIN: return "admin";
+    case KEY_SCOPE_EXECUTE | KEY_SCOPE_ADMIN: return "execute,admin";
+    default: return "none";
+    }
+}
+
+/* The key's own rate with the shortest name of its unit, or NULL when it
+ * has none. */
+static const char *rate_text(const struct key_entry *e, char buf[RATE_LEN])
+{
+    static const struct { long seconds; const char *unit; } units[] = {
+        {1, "s"}, {60, "min"}, {3600, "h"}, {86400, "day"},
+    };
+
+    if (e->rate_limit <= 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+        if (units[i].seconds == e->rate_window_s) {
+            snprintf(buf, RATE_LEN, "%ld/%s", e->rate_limit, units[i].unit);
+            return buf;
+        }
+    }
+    snprintf(buf, RATE_LEN, "%ld/%lds", e->rate_limit, e->rate_window_s);
+    return buf;
+}
+
+/* The key's own concurrency, or NULL when it has none. */
+static const char *concurrency_text(const struct key_entry *e, char buf[NUM_LEN])
+{
+    if (e->concurrency <= 0)
+        return NULL;
+    snprintf(buf, NUM_LEN, "%ld", e->concurrency);
+    return buf;
+}
+
+/* ---- editing entries -------------------------------------------------- */
+
+/* Put value under name in obj: in place of the first field of that name, so
+ * that the order of fields is kept, else at the end; later fields of the same
+ * name (a hand-edited file may have them) are dropped.  0, or -1 when value
+ * is NULL (out of memory) or cannot be added.  value ends up in obj or freed. */
+static int put_field(cJSON *obj, const char *name, cJSON *value)
+{
+    cJSON *next;
+
+    if (obj == NULL || value == NULL) {
+        cJSON_Delete(value);
+        return -1;
+    }
+    if (cJSON_GetObjectItemCaseSensitive(obj, name) == NULL) {
+        if (!cJSON_AddItemToObject(obj, name, value)) {
+            cJSON_Delete(value);
+            return -1;
+        }
+        return 0;
+    }
+    if (!cJSON_ReplaceItemInObjectCaseSensitive(obj, name, value)) {
+        cJSON_Delete(value);
+        return -1;
+    }
+    for (cJSON *c = value->next; c != NULL; c = next) {
+        next = c->next;
+        if (c->string != NULL && strcmp(c->string, name) == 0)
+            cJSON_Delete(cJSON_DetachItemViaPointer(obj, c));
+    }
+    return 0;
+}
+
+/* Remove every field called name from obj. */
+static void drop_field(cJSON *obj, const char *name)
+{
+    cJSON *item;
+
+    while ((item = cJSON_GetObjectItemCaseSensitive(obj, name)) != NULL)
+        cJSON_Delete(cJSON_DetachItemViaPointer(obj, item));
+}
+
+/* Write the given --rate, --concurrency and --scope into entry ("default":
+ * drop the field).  The values were checked already.  0 or -1. */
+static int put_limits(cJSON *entry, const struct options *o)
+{
+    int rc = 0;
+
+    if (entry == NULL)
+        return -1;
+    if (o->rate != NULL && is_default(o->rate))
+        drop_field(entry, "rate");
+    else if (o->rate != NULL)
+        rc |= put_field(entry, "rate", cJSON_CreateString(o->rate));
+    if (o->concurrency != NULL && is_default(o->concurrency))
+        drop_field(entry, "concurrency");
+    else if (o->concurrency != NULL)
+        rc |= put_field(entry, "concurrency",
+                        cJSON_CreateNumber((double)parse_concurrency(o->concurrency)));
+    if (o->scope != NULL && is_default(o->scope))
+        drop_field(entry, "scope");
+    else if (o->scope != NULL)
+        rc |= put_field(entry, "scope", scope_json(keys_parse_scopes(o->scope)));
+    return rc;
+}
+
+/* ---- output ----------------------------------------------------------- */
+
+/* Text in columns: row 0 holds the headers; columns are padded to the widest
+ * cell (numbers aligned right), except the last, free text. */
+struct table {
+    int ncols;
+    size_t nrows;
+    unsigned right;  /* bit c set: column c is aligned right */
+    char **cells;    /* nrows * ncols, each owned by the table */
+};
+
+static int table_init(struct table *t, int ncols, size_t nrows, unsigned right)
+{
+    t->ncols = ncols;
+    t->nrows = nrows;
+    t->right = right;
+    t->cells = calloc(nrows, (size_t)ncols * sizeof *t->cells);
+    return t->cells != NULL ? 0 : -1;
+}
+
+/* Fill one cell; 0, or -1 when out of memory. */
+__attribute__((format(printf, 4, 5)))
+static int table_set(struct table *t, size_t row, int col, const char *fmt, ...)
+{
+    char **cell = &t->cells[row * (size_t)t->ncols + (size_t)col];
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vasprintf(cell, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+        *cell = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/* Print a table whose every cell is set. */
+static void table_print(const struct table *t)
+{
+    size_t width[MAX_COLS] = {0};
+    int last = t->ncols - 1;
+
+    for (size_t r = 0; r < t->nrows; r++)
+        for (int c = 0; c < last; c++)
+            if (strlen(t->cells[r * (size_t)t->ncols + (size_t)c]) > width[c])
+                width[c] = strlen(t->cells[r * (size_t)t->ncols + (size_t)c]);
+    for (size_t r = 0; r < t->nrows; r++) {
+        char *const *row = &t->cells[r * (size_t)t->ncols];
+
+        for (int c = 0; c < last; c++)  /* a negative width pads on the right */
+            printf("%*s  ", (t->right >> c & 1u) ? (int)width[c] : -(int)width[c], row[c]);
+        printf("%s\n", row[last]);
+    }
+}
+
+static void table_free(struct table *t)
+{
+    for (size_t i = 0; t->cells != NULL && i < t->nrows * (size_t)t->ncols; i++)
+        free(t->cells[i]);
+    free(t->cells);
+    t->cells = NULL;
+}
+
+/* Print a JSON array of n objects, object i made by item(ctx, i); an exit
+ * status. */
+static int print_json(size_t n, cJSON *(*item)(const void *ctx, size_t i), const void *ctx)
+{
+    cJSON *list = cJSON_CreateArray(), *obj;
+    char *text = NULL;
+    int rc = EXIT_FAIL;
+
+    for (size_t i = 0; list != NULL && i < n; i++) {
+        obj = item(ctx, i);
+        if (obj == NULL || !cJSON_AddItemToArray(list, obj)) {
+            cJSON_Delete(obj);
+            goto out;
+        }
+    }
+    text = list != NULL ? cJSON_Print(list) : NULL;
+    if (text != NULL) {
+        printf("%s\n", text);
+        rc = EXIT_OK;
+    }
+out:
+    if (rc != EXIT_OK)
+        say("out of memory");
+    free(text);
+    cJSON_Delete(list);
+    return rc;
+}
+
+/* The keys file's entries, for reading only: no lock is needed since the
+ * file is only ever replaced whole.  A missing file holds no keys.  0, or -1
+ * (reported). */
+static int load_ring(const char *path, struct keyring *ring)
+{
+    const char *why = NULL;
+    enum keys_status st = keys_load(path, ring, &why);
+
+    if (st == KEYS_MISSING)
+        st = KEYS_OK;
+    if (st != KEYS_OK) {
+        say(st == KEYS_CORRUPT ? "%s is not a valid keys file: %s" : "%s: %s", path, why);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- add -------------------------------------------------------------- */
 
 struct new_key {
@@ -254,7 +596,7 @@ static int check_add_input(const struct options *o)
     else if (strcmp(o->env, "test") != 0 && strcmp(o->env, "prod") != 0)
         say("--env must be test or prod, not \"%s\"", o->env);
     else
-        return 0;
+        return check_limits(o, false);
     return -1;
 }
 
@@ -304,7 +646,8 @@ out:
     return rc;
 }
 
-/* The entry for the file, fields in the documented order. */
+/* The entry for the file, fields in the documented order; the limits and
+ * scopes only when given, so that a key without them follows the defaults. */
 static cJSON *entry_json(const struct options *o, const struct new_key *k)
 {
     cJSON *e = cJSON_CreateObject();
@@ -316,7 +659,7 @@ static cJSON *entry_json(const struct options *o, const struct new_key *k)
         !cJSON_AddStringToObject(e, "created", k->created) ||
         !cJSON_AddNullToObject(e, "revoked_at") ||
         !cJSON_AddStringToObject(e, "prefix", k->prefix) ||
-        !cJSON_AddStringToObject(e, "hash", k->hash)) {
+        !cJSON_AddStringToObject(e, "hash", k->hash) || put_limits(e, o) != 0) {
         cJSON_Delete(e);
         return NULL;
     }
@@ -374,14 +717,20 @@ out:
 
 /* ---- list ------------------------------------------------------------- */
 
-enum { COL_ID, COL_NAME, COL_ENV, COL_CREATED, COL_REVOKED, COL_PREFIX, COL_DESC, NCOLS };
-
-static const char *const headers[NCOLS] = {
-    "ID", "NAME", "ENV", "CREATED", "REVOKED", "PREFIX", "DESCRIPTION",
+enum {
+    COL_ID, COL_NAME, COL_ENV, COL_CREATED, COL_REVOKED, COL_PREFIX, COL_RATE,
+    COL_CONCURRENCY, COL_SCOPE, COL_DESC, NCOLS
 };
 
-static const char *cell(const struct key_entry *e, int col)
+static const char *const headers[NCOLS] = {
+    "ID", "NAME", "ENV", "CREATED", "REVOKED", "PREFIX", "RATE", "CONCURRENCY", "SCOPE",
+    "DESCRIPTION",
+};
+
+static const char *cell(const struct key_entry *e, int col, char buf[RATE_LEN])
 {
+    const char *s;
+
     switch (col) {
     case COL_ID: return e->id;
     case COL_NAME: return e->name;
@@ -389,41 +738,39 @@ static const char *cell(const struct key_entry *e, int col)
     case COL_CREATED: return e->created;
     case COL_REVOKED: return e->revoked_at != NULL ? e->revoked_at : "no";
     case COL_PREFIX: return e->prefix;
+    case COL_RATE: return (s = rate_text(e, buf)) != NULL ? s : DEFAULT_WORD;
+    case COL_CONCURRENCY: return (s = concurrency_text(e, buf)) != NULL ? s : DEFAULT_WORD;
+    case COL_SCOPE: return scope_text(e->scopes);
     default: return e->description;
     }
 }
 
-/* One row: columns padded to width, the last (free text) not padded. */
-static void print_row(const char *const cells[NCOLS], const size_t width[NCOLS])
-{
-    for (int c = 0; c < NCOLS - 1; c++)
-        printf("%-*s  ", (int)width[c], cells[c]);
-    printf("%s\n", cells[NCOLS - 1]);
-}
-
 static int print_table(const struct keyring *ring)
 {
-    size_t width[NCOLS];
-    const char *cells[NCOLS];
+    char buf[RATE_LEN];
+    struct table t;
+    int bad = table_init(&t, NCOLS, ring->count + 1, 0);
 
-    for (int c = 0; c < NCOLS; c++) {
-        width[c] = strlen(headers[c]);
-        for (size_t i = 0; i < ring->count; i++)
-            if (strlen(cell(&ring->entries[i], c)) > width[c])
-                width[c] = strlen(cell(&ring->entries[i], c));
-    }
-    print_row(headers, width);
-    for (size_t i = 0; i < ring->count; i++) {
+    for (int c = 0; bad == 0 && c < NCOLS; c++)
+        bad |= table_set(&t, 0, c, "%s", headers[c]);
+    for (size_t i = 0; bad == 0 && i < ring->count; i++)
         for (int c = 0; c < NCOLS; c++)
-            cells[c] = cell(&ring->entries[i], c);
-        print_row(cells, width);
-    }
-    return EXIT_OK;
+            bad |= table_set(&t, i + 1, c, "%s", cell(&ring->entries[i], c, buf));
+    if (bad == 0)
+        table_print(&t);
+    else
+        say("out of memory");
+    table_free(&t);
+    return bad == 0 ? EXIT_OK : EXIT_FAIL;
 }
 
-/* What list --json shows of one entry: everything but the hash. */
-static cJSON *listed_json(const struct key_entry *e)
+/* What list --json shows of one entry: everything but the hash.  A limit
+ * the key does not set is null; scope is what the key may do. */
+static cJSON *listed_json(const void *ctx, size_t i)
 {
+    const struct key_entry *e = &((const struct keyring *)ctx)->entries[i];
+    char rate[RATE_LEN];
+    const char *r = rate_text(e, rate);
     cJSON *o = cJSON_CreateObject();
 
     if (o == NULL || !cJSON_AddStringToObject(o, "id", e->id) ||
@@ -434,54 +781,25 @@ static cJSON *listed_json(const struct key_entry *e)
         !cJSON_AddBoolToObject(o, "revoked", e->revoked_at != NULL) ||
         !(e->revoked_at != NULL ? cJSON_AddStringToObject(o, "revoked_at", e->revoked_at)
                                 : cJSON_AddNullToObject(o, "revoked_at")) ||
-        !cJSON_AddStringToObject(o, "prefix", e->prefix)) {
+        !cJSON_AddStringToObject(o, "prefix", e->prefix) ||
+        !(r != NULL ? cJSON_AddStringToObject(o, "rate", r) : cJSON_AddNullToObject(o, "rate")) ||
+        !(e->concurrency > 0 ? cJSON_AddNumberToObject(o, "concurrency", (double)e->concurrency)
+                             : cJSON_AddNullToObject(o, "concurrency")) ||
+        put_field(o, "scope", scope_json(e->scopes)) != 0) {
         cJSON_Delete(o);
         return NULL;
     }
     return o;
 }
 
-static int print_json(const struct keyring *ring)
-{
-    cJSON *list = cJSON_CreateArray(), *item;
-    char *text = NULL;
-    int rc = EXIT_FAIL;
-
-    for (size_t i = 0; list != NULL && i < ring->count; i++) {
-        item = listed_json(&ring->entries[i]);
-        if (item == NULL || !cJSON_AddItemToArray(list, item)) {
-            cJSON_Delete(item);
-            goto out;
-        }
-    }
-    text = list != NULL ? cJSON_Print(list) : NULL;
-    if (text != NULL) {
-        printf("%s\n", text);
-        rc = EXIT_OK;
-    }
-out:
-    if (rc != EXIT_OK)
-        say("out of memory");
-    free(text);
-    cJSON_Delete(list);
-    return rc;
-}
-
-/* Reading needs no lock: the file is only ever replaced whole. */
 static int cmd_list(const struct options *o, const char *path)
 {
     struct keyring ring;
-    const char *why = NULL;
-    enum keys_status st = keys_load(path, &ring, &why);
     int rc;
 
-    if (st == KEYS_MISSING)
-        st = KEYS_OK;  /* no file yet: no keys */
-    if (st != KEYS_OK) {
-        say(st == KEYS_CORRUPT ? "%s is not a valid keys file: %s" : "%s: %s", path, why);
+    if (load_ring(path, &ring) != 0)
         return EXIT_FAIL;
-    }
-    rc = o->json ? print_json(&ring) : print_table(&ring);
+    rc = o->json ? print_json(ring.count, listed_json, &ring) : print_table(&ring);
     keys_free(&ring);
     return rc;
 }
@@ -575,6 +893,234 @@ static int cmd_revoke(const struct options *o, const char *path)
     return rc;
 }
 
+/* ---- set -------------------------------------------------------------- */
+
+static int check_set_input(const struct options *o)
+{
+    if (o->name != NULL && o->name[0] == '\0')
+        say("--name must not be empty");
+    else if (o->name != NULL && !is_clean_text(o->name))
+        say("--name must be UTF-8 text without control characters");
+    else if (o->description != NULL && !is_clean_text(o->description))
+        say("--description must be UTF-8 text without control characters");
+    else
+        return check_limits(o, true);
+    return -1;
+}
+
+/* Change entry idx in the document as the options say; 0 or -1. */
+static int change_entry(struct keystore *ks, size_t idx, const struct options *o)
+{
+    cJSON *entry = cJSON_GetArrayItem(ks->keys, (int)idx);
+
+    if (entry == NULL)
+        return -1;
+    if (o->name != NULL && put_field(entry, "name", cJSON_CreateString(o->name)) != 0)
+        return -1;
+    if (o->description != NULL &&
+        put_field(entry, "description", cJSON_CreateString(o->description)) != 0)
+        return -1;
+    return put_limits(entry, o);
+}
+
+static int set_entry(struct keystore *ks, const struct options *o)
+{
+    char rate[RATE_LEN], conc[NUM_LEN];
+    const char *r, *c;
+    const struct key_entry *e;
+    size_t idx = 0;
+    int found = find_entry(&ks->ring, o->arg, &idx);
+
+    if (found < 0) {
+        say("cannot hash the key (libcrypto failed)");
+        return EXIT_FAIL;
+    }
+    if (found == 0) {
+        say("no key in %s has that id or key", ks->path);
+        return EXIT_FAIL;
+    }
+    if (change_entry(ks, idx, o) != 0) {
+        say("cannot change %s: out of memory", ks->ring.entries[idx].id);
+        return EXIT_FAIL;
+    }
+    if (keystore_commit(ks) != 0) {
+        say("%s", ks->err);
+        return EXIT_FAIL;
+    }
+    /* keystore_commit refreshed the ring, so look the entry up again. */
+    e = &ks->ring.entries[idx];
+    r = rate_text(e, rate);
+    c = concurrency_text(e, conc);
+    say("changed %s (\"%s\"%s): rate %s, concurrency %s, scope %s", e->id, e->name,
+        e->revoked_at != NULL ? ", revoked" : "", r != NULL ? r : DEFAULT_WORD,
+        c != NULL ? c : DEFAULT_WORD, scope_text(e->scopes));
+    return EXIT_OK;
+}
+
+static int cmd_set(const struct options *o, const char *path)
+{
+    struct keystore ks;
+    int rc = EXIT_FAIL;
+
+    if (check_set_input(o) != 0)
+        return EXIT_FAIL;
+    if (keystore_open(&ks, path) != 0)
+        say("%s", ks.err);
+    else
+        rc = set_entry(&ks, o);
+    keystore_close(&ks);
+    return rc;
+}
+
+/* ---- usage ------------------------------------------------------------ */
+
+/* The counters pyexec keeps per key (struct usage in state.h). */
+static const struct counter {
+    const char *name;    /* in usage --json */
+    const char *header;  /* in the table */
+    size_t offset;       /* of the uint64_t in struct usage */
+    bool ms;             /* milliseconds, shown as seconds */
+} counters[] = {
+    {"requests", "REQUESTS", offsetof(struct usage, requests), false},
+    {"successes", "SUCCESSES", offsetof(struct usage, successes), false},
+    {"user_errors", "USER_ERR", offsetof(struct usage, user_errors), false},
+    {"timeouts", "TIMEOUTS", offsetof(struct usage, timeouts), false},
+    {"memory_errors", "MEM_ERR", offsetof(struct usage, memory_errors), false},
+    {"output_limits", "OUTPUT_LIM", offsetof(struct usage, output_limits), false},
+    {"internal_errors", "INTERNAL_ERR", offsetof(struct usage, internal_errors), false},
+    {"rate_limited", "RATE_LIM", offsetof(struct usage, rate_limited), false},
+    {"concurrency_limited", "CONC_LIM", offsetof(struct usage, concurrency_limited), false},
+    {"cpu_seconds", "CPU_S", offsetof(struct usage, cpu_ms), true},
+    {"wall_seconds", "WALL_S", offsetof(struct usage, wall_ms), true},
+};
+#define NCOUNTERS ((int)(sizeof counters / sizeof counters[0]))
+
+/* Columns of the usage table: the counters sit between REVOKED and NAME,
+ * which comes last since it is free text. */
+enum { UCOL_ID, UCOL_ENV, UCOL_REVOKED, UCOL_COUNTERS, UCOLS = UCOL_COUNTERS + NCOUNTERS + 1 };
+
+_Static_assert(UCOLS <= MAX_COLS, "the usage table is too wide for table_print");
+
+/* Counter c of u as text: a count, or milliseconds as seconds with three
+ * decimals (exact, no floating point). */
+static const char *counter_text(const struct usage *u, const struct counter *c,
+                                char buf[NUM_LEN])
+{
+    uint64_t v;
+
+    memcpy(&v, (const char *)u + c->offset, sizeof v);
+    if (c->ms)
+        snprintf(buf, NUM_LEN, "%" PRIu64 ".%03" PRIu64, v / 1000, v % 1000);
+    else
+        snprintf(buf, NUM_LEN, "%" PRIu64, v);
+    return buf;
+}
+
+/* Every key's counters, in the ring's order.  A key that never made a
+ * request has no file, or no state directory exists yet: zeros.  0, or -1
+ * (reported). */
+static int read_usages(const struct keyring *ring, const char *dir, struct usage *u)
+{
+    for (size_t i = 0; i < ring->count; i++) {
+        int e;
+
+        if (state_read_usage(dir, ring->entries[i].id, &u[i]) == 0)
+            continue;
+        e = errno;
+        if (e != ENOENT) {
+            say("cannot read the usage of %s in %s: %s", ring->entries[i].id, dir, strerror(e));
+            return -1;
+        }
+        memset(&u[i], 0, sizeof u[i]);
+    }
+    return 0;
+}
+
+struct usage_report {
+    const struct keyring *ring;
+    const struct usage *u;   /* one per entry */
+};
+
+static int print_usage_table(const struct usage_report *rep)
+{
+    static const char *const fixed[] = {"ID", "ENV", "REVOKED"};
+    char num[NUM_LEN];
+    struct table t;
+    int bad = table_init(&t, UCOLS, rep->ring->count + 1,
+                         ((1u << NCOUNTERS) - 1) << UCOL_COUNTERS);
+
+    for (int c = 0; bad == 0 && c < UCOL_COUNTERS; c++)
+        bad |= table_set(&t, 0, c, "%s", fixed[c]);
+    for (int c = 0; bad == 0 && c < NCOUNTERS; c++)
+        bad |= table_set(&t, 0, UCOL_COUNTERS + c, "%s", counters[c].header);
+    if (bad == 0)
+        bad |= table_set(&t, 0, UCOLS - 1, "NAME");
+    for (size_t i = 0; bad == 0 && i < rep->ring->count; i++) {
+        const struct key_entry *e = &rep->ring->entries[i];
+
+        bad |= table_set(&t, i + 1, UCOL_ID, "%s", e->id);
+        bad |= table_set(&t, i + 1, UCOL_ENV, "%s", e->env);
+        bad |= table_set(&t, i + 1, UCOL_REVOKED, "%s", e->revoked_at != NULL ? "yes" : "no");
+        for (int c = 0; c < NCOUNTERS; c++)
+            bad |= table_set(&t, i + 1, UCOL_COUNTERS + c, "%s",
+                             counter_text(&rep->u[i], &counters[c], num));
+        bad |= table_set(&t, i + 1, UCOLS - 1, "%s", e->name);
+    }
+    if (bad == 0)
+        table_print(&t);
+    else
+        say("out of memory");
+    table_free(&t);
+    return bad == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
+/* One key in usage --json: who it is, then the counters as exact numbers. */
+static cJSON *usage_json(const void *ctx, size_t i)
+{
+    const struct usage_report *rep = ctx;
+    const struct key_entry *e = &rep->ring->entries[i];
+    char num[NUM_LEN];
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL && cJSON_AddStringToObject(o, "id", e->id) &&
+              cJSON_AddStringToObject(o, "name", e->name) &&
+              cJSON_AddStringToObject(o, "env", e->env) &&
+              cJSON_AddBoolToObject(o, "revoked", e->revoked_at != NULL);
+
+    /* Raw: a uint64_t would lose digits as a double, and seconds keep
+     * their three decimals. */
+    for (int c = 0; ok && c < NCOUNTERS; c++)
+        ok = cJSON_AddRawToObject(o, counters[c].name,
+                                  counter_text(&rep->u[i], &counters[c], num)) != NULL;
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Reads pyexec's counters without changing them (under their read lock). */
+static int cmd_usage(const struct options *o, const char *path)
+{
+    const char *dir = o->state != NULL ? o->state : state_dir();
+    struct keyring ring;
+    struct usage_report rep = {&ring, NULL};
+    struct usage *u;
+    int rc = EXIT_FAIL;
+
+    if (load_ring(path, &ring) != 0)
+        return EXIT_FAIL;
+    u = calloc(ring.count > 0 ? ring.count : 1, sizeof *u);
+    if (u == NULL)
+        say("out of memory");
+    else if (read_usages(&ring, dir, u) == 0) {
+        rep.u = u;
+        rc = o->json ? print_json(ring.count, usage_json, &rep) : print_usage_table(&rep);
+    }
+    free(u);
+    keys_free(&ring);
+    return rc;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static const struct command {
@@ -584,6 +1130,8 @@ static const struct command {
     {"add", cmd_add},
     {"list", cmd_list},
     {"revoke", cmd_revoke},
+    {"set", cmd_set},
+    {"usage", cmd_usage},
 };
 
 static const struct command *find_command(const char *name)

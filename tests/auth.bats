@@ -87,7 +87,7 @@ start_server_alt() {
     local keys="$PYEXEC_KEYS"
     systemd-socket-activate --inetd -a -l "127.0.0.1:$((PORT + 1))" \
         -E PYEXEC_CONFIG -E PYEXEC_STATE -E ASAN_OPTIONS -E UBSAN_OPTIONS \
-        env PYEXEC_KEYS="$keys" "$PYEXEC_BIN" >"$BATS_TEST_TMPDIR/alt.log" 2>&1 &
+        env PYEXEC_KEYS="$keys" "$PYEXEC_BIN" >"$BATS_TEST_TMPDIR/alt.log" 2>&1 3>&- &
     echo $! > "$BATS_TEST_TMPDIR/alt.pid"
     URL="http://127.0.0.1:$((PORT + 1))"
     SRV_LOG="$BATS_TEST_TMPDIR/alt.log"

@@ -26,7 +26,7 @@ start_server() {
         PORT=$(( 20000 + (RANDOM * 7 + $$ + try * 977) % 40000 ))
         systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
             -E PYEXEC_KEYS -E PYEXEC_CONFIG -E PYEXEC_STATE -E ASAN_OPTIONS -E UBSAN_OPTIONS \
-            "$PYEXEC_BIN" >"$SRV_LOG" 2>&1 &
+            "$PYEXEC_BIN" >"$SRV_LOG" 2>&1 3>&- &
         SRV_PID=$!
         local i
         for i in $(seq 1 50); do
@@ -34,6 +34,9 @@ start_server() {
                 URL="http://127.0.0.1:$PORT"
                 export PORT URL KEY PROD_KEY SRV_LOG SRV_PID
                 echo "$SRV_PID" > "$dir/server.pid"
+                # Later tests of the file see a server (re)started by a test.
+                declare -p PORT URL KEY PROD_KEY SRV_LOG SRV_PID PYEXEC_KEYS \
+                    PYEXEC_CONFIG PYEXEC_STATE | sed 's/^declare -x /declare -gx /' > "$dir/server.env"
                 return 0
             fi
             kill -0 "$SRV_PID" 2>/dev/null || break
@@ -85,3 +88,10 @@ assert_server_healthy() {
 raw_request() {
     printf "$1" | timeout 30 /usr/bin/python3 "$BATS_TEST_DIRNAME/rawhttp.py" "$PORT" "${@:2}"
 }
+
+# Loaded by every test's setup(): pick up the current server.
+if [ -n "${BATS_FILE_TMPDIR:-}" ] && [ -f "$BATS_FILE_TMPDIR/server.env" ]; then
+    # shellcheck disable=SC1091
+    source "$BATS_FILE_TMPDIR/server.env"
+    export PORT URL KEY PROD_KEY SRV_LOG SRV_PID PYEXEC_KEYS PYEXEC_CONFIG PYEXEC_STATE
+fi

@@ -166,14 +166,14 @@ entry() {
 
 @test "rewriting keeps the file's mode and unknown fields" {
     printf '{"version": 1, "comment": {"kept": true}, "keys": [%s]}\n' \
-        "$(entry 1 ', "rate": {"per_minute": 60}, "scope": ["execute"]')" > "$KEYS"
+        "$(entry 1 ', "x_limits": {"per_minute": 60}, "scope": ["execute"]')" > "$KEYS"
     chmod 640 "$KEYS"
     mk add --name new --env test >/dev/null 2>&1
     [ "$(stat -c %a "$KEYS")" = 640 ]
     [ "$(key_count)" -eq 2 ]
     [ "$(py 'import json, sys; print(json.dumps(json.load(open(sys.argv[1]))["comment"]))' "$KEYS")" \
         = '{"kept": true}' ]
-    [ "$(field key_0000000000000001 rate)" = '{"per_minute": 60}' ]
+    [ "$(field key_0000000000000001 x_limits)" = '{"per_minute": 60}' ]
     [ "$(field key_0000000000000001 scope)" = '["execute"]' ]
 }
 
@@ -191,7 +191,7 @@ entry() {
 @test "list of a missing file: an empty list, exit 0" {
     run --separate-stderr mk list
     assert_success
-    assert_output --regexp '^ID +NAME +ENV +CREATED +REVOKED +PREFIX +DESCRIPTION$'
+    assert_line --regexp '^ID +NAME +ENV +CREATED +REVOKED +PREFIX +RATE +CONCURRENCY +SCOPE +DESCRIPTION$'
     run --separate-stderr mk list --json
     assert_success
     assert_output '[]'
@@ -204,8 +204,8 @@ entry() {
     run --separate-stderr mk list
     assert_success
     [ "${#lines[@]}" -eq 3 ]
-    assert_line --index 0 --regexp '^ID +NAME +ENV +CREATED +REVOKED +PREFIX +DESCRIPTION$'
-    assert_output --regexp "key_[0-9a-f]{16} +First Client +test +[0-9T:Z-]+ +no +${KEY1:0:12} +the first"
+    assert_line --index 0 --regexp '^ID +NAME +ENV +CREATED +REVOKED +PREFIX +RATE +CONCURRENCY +SCOPE +DESCRIPTION$'
+    assert_output --regexp "key_[0-9a-f]{16} +First Client +test +[0-9T:Z-]+ +no +${KEY1:0:12} +default +default +execute +the first"
     assert_output --partial "${KEY2:0:12}"
     refute_output --partial "$KEY1"
     refute_output --partial "$KEY2"
@@ -227,19 +227,26 @@ l = json.load(open(sys.argv[1]))
 assert isinstance(l, list) and len(l) == 1
 e = l[0]
 assert sorted(e) == sorted(["id", "name", "description", "env", "created", "revoked",
-                            "revoked_at", "prefix"]), e
+                            "revoked_at", "prefix", "rate", "concurrency", "scope"]), e
+assert e["rate"] is None and e["concurrency"] is None and e["scope"] == ["execute"], e
 assert e["name"] == "Test Client" and e["description"] == "For testing" and e["env"] == "test"
 assert e["revoked"] is False and e["revoked_at"] is None
 assert e["prefix"] == sys.argv[2][:12]' "$BATS_TEST_TMPDIR/list.json" "$KEY"
     assert_success
 }
 
-@test "the sample keys file is valid and holds one revoked example" {
+@test "the sample keys file is valid and holds one revoked example with limits and scopes" {
     run "$MK" --keys "$BATS_TEST_DIRNAME/../api_keys.json.sample" list --json
     assert_success
     run py 'import json, sys
 l = json.loads(sys.argv[1])
-assert len(l) == 1 and l[0]["revoked"] is True, l' "$output"
+assert len(l) == 1 and l[0]["revoked"] is True, l
+assert l[0]["rate"] == "120/min" and l[0]["concurrency"] == 8, l
+assert l[0]["scope"] == ["execute", "admin"], l' "$output"
+    assert_success
+    run "$MK" --keys "$BATS_TEST_DIRNAME/../api_keys.json.sample" list
+    assert_success
+    run "$MK" --keys "$BATS_TEST_DIRNAME/../api_keys.json.sample" usage --state "$BATS_TEST_TMPDIR/none"
     assert_success
 }
 
@@ -290,6 +297,336 @@ print(sorted((e["name"], e["revoked_at"] is None) for e in d["keys"]))' "$KEYS")
         [[ $stderr == *"manage-keys: no key"* ]]
         cmp "$KEYS" "$BATS_TEST_TMPDIR/before"
     done
+}
+
+# ---- limits and scopes -----------------------------------------------------
+
+# The entry named $1 in the keys file, as JSON (all its fields).
+entry_named() {
+    py 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(json.dumps([e for e in d["keys"] if e["name"] == sys.argv[2]][0], sort_keys=True))' "$KEYS" "$1"
+}
+
+# Check the entry named $1 with Python expression $2 over it (as e).
+check_entry() {
+    py 'import json, sys
+d = json.load(open(sys.argv[1]))
+e = [e for e in d["keys"] if e["name"] == sys.argv[2]][0]
+assert eval(sys.argv[3]), e' "$KEYS" "$1" "$2"
+}
+
+@test "--help describes set, usage and the limits" {
+    run --separate-stderr "$MK" --help
+    assert_success
+    for word in 'set KEY_OR_ID' 'usage [--json] [--state DIR]' '--rate N/UNIT' \
+        '--concurrency N' '--scope SCOPES' default PYEXEC_STATE; do
+        assert_output --partial -- "$word"
+    done
+}
+
+@test "add --rate, --concurrency and --scope store a string, an integer and an ordered array" {
+    mk add --name all --env test --rate 120/min --concurrency 8 --scope admin,execute >/dev/null 2>&1
+    mk add --name admin --env prod --scope admin >/dev/null 2>&1
+    mk add --name exec --env test --scope execute --rate=2/hour --concurrency=10000 >/dev/null 2>&1
+    mk add --name both --env test --scope execute,admin --rate 1/s --concurrency 1 >/dev/null 2>&1
+    mk add --name plain --env test >/dev/null 2>&1
+    [ "$(key_count)" -eq 5 ]
+    check_entry all 'e["rate"] == "120/min" and e["concurrency"] == 8 and type(e["concurrency"]) is int and e["scope"] == ["execute", "admin"]'
+    check_entry admin 'e["scope"] == ["admin"] and "rate" not in e and "concurrency" not in e'
+    check_entry exec 'e["scope"] == ["execute"] and e["rate"] == "2/hour" and e["concurrency"] == 10000'
+    check_entry both 'e["scope"] == ["execute", "admin"] and e["rate"] == "1/s" and e["concurrency"] == 1'
+    # Without the options nothing is stored: the defaults apply.
+    check_entry plain 'not {"rate", "concurrency", "scope"} & set(e)'
+    # The file is written as written before: the usual fields come first.
+    check_entry all 'list(e)[:8] == ["id", "name", "description", "env", "created", "revoked_at", "prefix", "hash"]'
+}
+
+@test "add with a bad --rate, --concurrency or --scope exits 1 and changes nothing" {
+    mk add --name seed --env test >/dev/null 2>&1
+    cp "$KEYS" "$BATS_TEST_TMPDIR/before"
+    bad=(
+        --rate=0/min --rate=abc --rate=1000001/min --rate=5/week --rate=-5/min --rate=+5/min
+        '--rate= 5/min' '--rate=5/min ' --rate=5 --rate=/min --rate= --rate=default
+        --concurrency=0 --concurrency=10001 --concurrency=abc --concurrency=1.5
+        --concurrency=-1 --concurrency=+3 '--concurrency= 3' --concurrency= --concurrency=default
+        --scope=root --scope= --scope=admin, --scope=,admin --scope=admin,,execute
+        --scope=ADMIN --scope=default '--scope=admin execute'
+    )
+    for opt in "${bad[@]}"; do
+        run --separate-stderr mk add --name x --env test "$opt"
+        [ "$status" -eq 1 ] || { echo "exit $status for $opt"; false; }
+        [ -z "$output" ]
+        [[ $stderr == "manage-keys: --"* ]]
+        cmp "$KEYS" "$BATS_TEST_TMPDIR/before"
+    done
+    run --separate-stderr mk add --name x --env test --rate 0/min
+    [[ $stderr == *'--rate must be'*'"0/min"'* ]]
+    run --separate-stderr mk add --name x --env test --concurrency 0
+    [[ $stderr == *'--concurrency must be an integer from 1 to 10000'* ]]
+    run --separate-stderr mk add --name x --env test --scope root
+    [[ $stderr == *'--scope must be'*'"root"'* ]]
+    # No file is created for a refused add either.
+    run "$MK" --keys "$BATS_TEST_TMPDIR/new.json" add --name x --env test --rate abc
+    assert_failure 1
+    [ ! -e "$BATS_TEST_TMPDIR/new.json" ]
+}
+
+@test "limit options belong to add and set; --state to usage; --json to list and usage" {
+    for args in 'list --rate 1/s' 'revoke key_0000000000000001 --scope admin' \
+        'usage --concurrency 3' 'list --state /tmp' 'add --name x --env test --state /tmp' \
+        'set key_0000000000000001 --env test' 'set key_0000000000000001 --json --name x' \
+        'set key_0000000000000001' 'set --name x' 'set a b --name x' 'usage extra' \
+        'revoke --json key_0000000000000001'; do
+        # shellcheck disable=SC2086
+        run --separate-stderr mk $args
+        [ "$status" -eq 2 ] || { echo "exit $status for $args"; false; }
+        [[ $stderr == *"Usage:"* ]]
+    done
+    run --separate-stderr mk set key_0000000000000001
+    [[ $stderr == *"set needs at least one of"* ]]
+    run mk usage --state ''
+    assert_failure 2
+    [ ! -e "$KEYS" ]
+}
+
+# ---- set -------------------------------------------------------------------
+
+@test "set changes a key's name, description, rate, concurrency and scope, and nothing else" {
+    KEY=$(mk add --name a --description old --env test 2>/dev/null)
+    mk add --name other --env prod --rate 7/min >/dev/null 2>&1
+    id=$(field_by_name a id)
+    before=$(entry_named a)
+    other_before=$(entry_named other)
+    run --separate-stderr mk set "$id" --rate 10/s --concurrency 3 --scope admin \
+        --name renamed --description 'new text'
+    assert_success
+    [ -z "$output" ]
+    [[ $stderr == *"manage-keys: changed $id (\"renamed\"): rate 10/s, concurrency 3, scope admin"* ]]
+    check_entry renamed 'e["rate"] == "10/s" and e["concurrency"] == 3 and e["scope"] == ["admin"] and e["description"] == "new text"'
+    # Everything else is as it was, in the same place.
+    run py 'import json, sys
+old, new = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+for k in ("id", "env", "created", "revoked_at", "prefix", "hash"):
+    assert old[k] == new[k], k' "$before" "$(entry_named renamed)"
+    assert_success
+    check_entry renamed 'list(e)[:8] == ["id", "name", "description", "env", "created", "revoked_at", "prefix", "hash"]'
+    [ "$(entry_named other)" = "$other_before" ]
+    # The key still works as the same key: set by the key itself.
+    run mk set "$KEY" --scope execute,admin
+    assert_success
+    check_entry renamed 'e["scope"] == ["execute", "admin"]'
+    [ "$(stat -c %a "$KEYS")" = 600 ]
+}
+
+# The field $2 of the entry named $1, as plain text.
+field_by_name() {
+    py 'import json, sys
+d = json.load(open(sys.argv[1]))
+print([e for e in d["keys"] if e["name"] == sys.argv[2]][0][sys.argv[3]])' "$KEYS" "$1" "$2"
+}
+
+@test "set ... default removes the key's own rate, concurrency and scope" {
+    mk add --name a --env test --rate 120/min --concurrency 8 --scope admin >/dev/null 2>&1
+    id=$(field_by_name a id)
+    run --separate-stderr mk set "$id" --rate default
+    assert_success
+    check_entry a '"rate" not in e and e["concurrency"] == 8 and e["scope"] == ["admin"]'
+    run --separate-stderr mk set "$id" --concurrency default --scope default
+    assert_success
+    [[ $stderr == *"rate default, concurrency default, scope execute"* ]]
+    check_entry a 'not {"rate", "concurrency", "scope"} & set(e)'
+    # Dropping what is not there is fine too.
+    run mk set "$id" --rate default
+    assert_success
+    run py 'import json, sys
+l = json.loads(sys.argv[1])
+assert l[0]["rate"] is None and l[0]["concurrency"] is None and l[0]["scope"] == ["execute"], l' \
+        "$(mk list --json)"
+    assert_success
+}
+
+@test "set on an unknown key or id, or with a bad value, exits 1 and changes nothing" {
+    KEY=$(mk add --name a --env test --rate 5/min 2>/dev/null)
+    id=$(field_by_name a id)
+    cp "$KEYS" "$BATS_TEST_TMPDIR/before"
+    for target in key_0123456789abcdef "${KEY}0" sk_test_nope; do
+        run --separate-stderr mk set "$target" --rate 1/s
+        assert_failure 1
+        [ -z "$output" ]
+        [[ $stderr == *"manage-keys: no key"* ]]
+        cmp "$KEYS" "$BATS_TEST_TMPDIR/before"
+    done
+    for opt in --rate=0/min --rate=abc --concurrency=0 --concurrency=10001 --scope=root \
+        --scope= --name= $'--name=two\nlines' $'--description=\x01'; do
+        run --separate-stderr mk set "$id" "$opt"
+        [ "$status" -eq 1 ] || { echo "exit $status for $opt"; false; }
+        cmp "$KEYS" "$BATS_TEST_TMPDIR/before"
+    done
+    # A missing keys file has no keys to change, and is not created.
+    run "$MK" --keys "$BATS_TEST_TMPDIR/none.json" set key_0123456789abcdef --rate 1/s
+    assert_failure 1
+    [ ! -e "$BATS_TEST_TMPDIR/none.json" ]
+}
+
+@test "set works on a revoked key and keeps it revoked" {
+    mk add --name a --env test >/dev/null 2>&1
+    id=$(field_by_name a id)
+    mk revoke "$id" 2>/dev/null
+    revoked=$(field "$id" revoked_at)
+    run --separate-stderr mk set "$id" --concurrency 2
+    assert_success
+    [[ $stderr == *'("a", revoked)'* ]]
+    [ "$(field "$id" revoked_at)" = "$revoked" ]
+    [ "$(field "$id" concurrency)" = 2 ]
+}
+
+@test "set replaces a field in place, keeps unknown fields, and drops duplicates" {
+    printf '{"version": 1, "keys": [%s]}\n' \
+        "$(entry 1 ', "rate": "5/min", "x_note": "kept", "rate": "6/min"')" > "$KEYS"
+    run mk set key_0000000000000001 --rate 9/h
+    assert_success
+    [ "$(grep -c '"rate"' "$KEYS")" -eq 1 ]
+    [ "$(field key_0000000000000001 rate)" = '"9/h"' ]
+    [ "$(field key_0000000000000001 x_note)" = '"kept"' ]
+    run mk set key_0000000000000001 --rate default
+    assert_success
+    run grep -c '"rate"' "$KEYS"
+    assert_output 0
+}
+
+# ---- list with limits ------------------------------------------------------
+
+@test "list and list --json show rate, concurrency and scope" {
+    mk add --name limited --env test --rate 120/minute --concurrency 8 --scope admin,execute >/dev/null 2>&1
+    mk add --name admin --env prod --scope admin >/dev/null 2>&1
+    mk add --name plain --env test >/dev/null 2>&1
+    run --separate-stderr mk list
+    assert_success
+    assert_line --regexp ' limited +test +[0-9T:Z-]+ +no +sk_test_[0-9a-f]{4} +120/min +8 +execute,admin +$'
+    assert_line --regexp ' admin +prod +[0-9T:Z-]+ +no +sk_prod_[0-9a-f]{4} +default +default +admin +$'
+    assert_line --regexp ' plain +test +[0-9T:Z-]+ +no +sk_test_[0-9a-f]{4} +default +default +execute +$'
+    run --separate-stderr mk list --json
+    assert_success
+    run py 'import json, sys
+l = {e["name"]: e for e in json.loads(sys.argv[1])}
+assert l["limited"]["rate"] == "120/min" and l["limited"]["concurrency"] == 8, l
+assert type(l["limited"]["concurrency"]) is int
+assert l["limited"]["scope"] == ["execute", "admin"], l
+assert l["admin"]["rate"] is None and l["admin"]["concurrency"] is None, l
+assert l["admin"]["scope"] == ["admin"], l
+assert l["plain"]["rate"] is None and l["plain"]["scope"] == ["execute"], l' "$output"
+    assert_success
+}
+
+# ---- usage -----------------------------------------------------------------
+
+# Write a usage record as pyexec does (struct usage in src/state.h, little-
+# endian): magic, version, window_start, window_count, then the counters
+# requests successes user_errors timeouts memory_errors output_limits
+# internal_errors rate_limited concurrency_limited cpu_ms wall_ms ($3...).
+write_usage() {
+    local dir=$1 id=$2
+    shift 2
+    mkdir -p "$dir/clients"
+    py 'import struct, sys
+vals = [int(v) for v in sys.argv[2:]]
+assert len(vals) == 11
+rec = struct.pack("<IIqQ11Q", 0x50594558, 1, 1700000000, 3, *vals)
+assert len(rec) == 112
+open(sys.argv[1], "wb").write(rec)' "$dir/clients/$id.usage" "$@"
+}
+
+@test "usage without a state directory shows zeros for every key, revoked ones marked" {
+    mk add --name "first one" --env test >/dev/null 2>&1
+    mk add --name gone --env prod >/dev/null 2>&1
+    mk revoke "$(field_by_name gone id)" 2>/dev/null
+    run --separate-stderr mk usage --state "$BATS_TEST_TMPDIR/no/such/dir"
+    assert_success
+    [ "${#lines[@]}" -eq 3 ]
+    assert_line --index 0 --regexp '^ID +ENV +REVOKED +REQUESTS +SUCCESSES +USER_ERR +TIMEOUTS +MEM_ERR +OUTPUT_LIM +INTERNAL_ERR +RATE_LIM +CONC_LIM +CPU_S +WALL_S +NAME$'
+    assert_line --regexp "key_[0-9a-f]{16} +test +no +0 +0 +0 +0 +0 +0 +0 +0 +0 +0\.000 +0\.000 +first one$"
+    assert_line --regexp "key_[0-9a-f]{16} +prod +yes +0 +0 +0 +0 +0 +0 +0 +0 +0 +0\.000 +0\.000 +gone$"
+    run --separate-stderr mk usage --json --state "$BATS_TEST_TMPDIR/no/such/dir"
+    assert_success
+    run py 'import json, sys
+l = {e["name"]: e for e in json.loads(sys.argv[1])}
+names = ["requests", "successes", "user_errors", "timeouts", "memory_errors", "output_limits",
+         "internal_errors", "rate_limited", "concurrency_limited", "cpu_seconds", "wall_seconds"]
+for e in l.values():
+    assert sorted(e) == sorted(["id", "name", "env", "revoked"] + names), e
+    assert all(e[n] == 0 for n in names), e
+assert l["gone"]["revoked"] is True and l["first one"]["revoked"] is False, l
+assert l["gone"]["env"] == "prod" and l["first one"]["env"] == "test", l' "$output"
+    assert_success
+    # An existing but empty state directory is the same.
+    mkdir -p "$BATS_TEST_TMPDIR/state/clients"
+    run mk usage --state "$BATS_TEST_TMPDIR/state"
+    assert_success
+    assert_output --partial ' 0.000 '
+}
+
+@test "usage --json reports the counters of the state files" {
+    mk add --name busy --env test >/dev/null 2>&1
+    mk add --name big --env prod >/dev/null 2>&1
+    mk add --name idle --env test >/dev/null 2>&1
+    STATE=$BATS_TEST_TMPDIR/state
+    write_usage "$STATE" "$(field_by_name busy id)" 7 3 1 1 1 0 1 4 2 1234 5006
+    write_usage "$STATE" "$(field_by_name big id)" 9007199254740993 0 0 0 0 0 0 0 0 5 61000
+    run --separate-stderr mk usage --json --state "$STATE"
+    assert_success
+    printf '%s\n' "$output" > "$BATS_TEST_TMPDIR/usage.json"
+    run py 'import json, sys
+l = {e["name"]: e for e in json.load(open(sys.argv[1]))}
+b = l["busy"]
+assert (b["requests"], b["successes"], b["user_errors"], b["timeouts"], b["memory_errors"],
+        b["output_limits"], b["internal_errors"], b["rate_limited"],
+        b["concurrency_limited"]) == (7, 3, 1, 1, 1, 0, 1, 4, 2), b
+assert b["cpu_seconds"] == 1.234 and b["wall_seconds"] == 5.006, b
+# Counts are exact even past 2**53, seconds keep three decimals.
+assert l["big"]["requests"] == 9007199254740993, l["big"]
+assert l["big"]["cpu_seconds"] == 0.005 and l["big"]["wall_seconds"] == 61.0, l["big"]
+assert all(v == 0 for k, v in l["idle"].items() if k not in ("id", "name", "env", "revoked"))' \
+        "$BATS_TEST_TMPDIR/usage.json"
+    assert_success
+    grep -q '"wall_seconds":[[:space:]]*61.000' "$BATS_TEST_TMPDIR/usage.json"
+    # The table shows the same; $PYEXEC_STATE is used without --state.
+    PYEXEC_STATE=$STATE run --separate-stderr mk usage
+    assert_success
+    assert_line --regexp "key_[0-9a-f]{16} +test +no +7 +3 +1 +1 +1 +0 +1 +4 +2 +1\.234 +5\.006 +busy$"
+    # ... and --state beats it.
+    PYEXEC_STATE=$STATE run --separate-stderr mk usage --state "$BATS_TEST_TMPDIR/empty"
+    assert_success
+    refute_output --partial 1.234
+    # Reading changes nothing.
+    [ "$(stat -c %s "$STATE/clients/$(field_by_name busy id).usage")" -eq 112 ]
+}
+
+@test "usage: a foreign state file reads as zeros, an unusable state path fails" {
+    mk add --name a --env test >/dev/null 2>&1
+    STATE=$BATS_TEST_TMPDIR/state
+    mkdir -p "$STATE/clients"
+    printf 'not a usage record' > "$STATE/clients/$(field_by_name a id).usage"
+    run --separate-stderr mk usage --json --state "$STATE"
+    assert_success
+    run py 'import json, sys
+assert json.loads(sys.argv[1])[0]["requests"] == 0' "$output"
+    assert_success
+    touch "$BATS_TEST_TMPDIR/a-file"
+    run --separate-stderr mk usage --state "$BATS_TEST_TMPDIR/a-file"
+    assert_failure 1
+    [ -z "$output" ]
+    [[ $stderr == *"manage-keys: cannot read the usage of key_"* ]]
+}
+
+@test "usage of a missing keys file is an empty report; of a corrupt one fails" {
+    run --separate-stderr mk usage --json --state "$BATS_TEST_TMPDIR/state"
+    assert_success
+    assert_output '[]'
+    printf 'not json' > "$KEYS"
+    run --separate-stderr mk usage --state "$BATS_TEST_TMPDIR/state"
+    assert_failure 1
+    [[ $stderr == *"is not a valid keys file"* ]]
 }
 
 # ---- corrupt files ---------------------------------------------------------

@@ -72,7 +72,12 @@ run: setup
 
 test: setup
 	$(MAKE) all build/sandbox-probe asan
-	scripts/test
+	scripts/test --all
+
+# End-to-end under a real systemd (nspawn container); part of `make test`.
+test-systemd: setup
+	$(MAKE) all
+	scripts/test-systemd
 
 bench: setup
 	$(MAKE) all
@@ -101,4 +106,4 @@ uninstall:
 clean:
 	rm -rf build build-asan
 
-.PHONY: all asan setup run test bench install uninstall clean
+.PHONY: all asan setup run test test-systemd bench install uninstall clean

@@ -8,12 +8,14 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 
-static size_t limit, used, peak;
+static size_t limit, used, peak, refused;
 
 static int charge(size_t n)
 {
-    if (n > limit || used > limit - n)
+    if (n > limit || used > limit - n) {
+        refused++;
         return -1;
+    }
     used += n;
     if (used > peak)
         peak = used;
@@ -24,7 +26,11 @@ static int charge(size_t n)
  * touching (or, under ASan, poisoning) 10 GB. */
 static int over(size_t n)
 {
-    return n > limit || used > limit - n;
+    if (n > limit || used > limit - n) {
+        refused++;
+        return 1;
+    }
+    return 0;
 }
 
 static void *raw_malloc(void *ctx, size_t n)
@@ -43,8 +49,10 @@ static void *raw_malloc(void *ctx, size_t n)
 static void *raw_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     (void)ctx;
-    if (elsize && nelem > limit / elsize)
+    if (elsize && nelem > limit / elsize) {
+        refused++;
         return NULL;
+    }
     void *p = calloc(nelem ? nelem : 1, elsize ? elsize : 1);
     if (p && charge(malloc_usable_size(p)) < 0) {
         free(p);
@@ -120,4 +128,9 @@ size_t memlimit_used(void)
 size_t memlimit_peak(void)
 {
     return peak;
+}
+
+size_t memlimit_refused(void)
+{
+    return refused;
 }

@@ -16,4 +16,7 @@ void memlimit_relax(size_t extra);
 size_t memlimit_used(void);
 size_t memlimit_peak(void);
 
+/* How many allocations the limit refused so far. */
+size_t memlimit_refused(void);
+
 #endif

@@ -15,7 +15,7 @@ import operator  # noqa: E402
 import _pyexec
 from RestrictedPython.compile import compile_restricted_exec
 from RestrictedPython.Guards import (full_write_guard, guarded_iter_unpack_sequence,
-                                     guarded_unpack_sequence, safer_getattr)
+                                     guarded_unpack_sequence, safer_getattr_raise)
 from RestrictedPython.transformer import RestrictingNodeTransformer
 
 # Attribute names rejected at compile time on top of RestrictedPython's own
@@ -41,12 +41,24 @@ class Policy(RestrictingNodeTransformer):
         # needed to compute over JSON, and the home of most escapes.
         self.error(node, 'class definitions are not allowed.')
 
-    def visit_arguments(self, node):
-        # 2026 advisory (fixed in 8.3): positional-only parameters could
-        # shadow _getattr_/_write_.  Refuse them outright.
-        if node.posonlyargs:
+    # 2026 advisory (fixed in 8.3): positional-only parameters could shadow
+    # _getattr_/_write_.  Refuse them outright, reported on the def or
+    # lambda (an ast.arguments node has no line of its own).
+    def _no_posonly(self, node):
+        if node.args.posonlyargs:
             self.error(node, 'positional-only parameters are not allowed.')
-        return super().visit_arguments(node)
+
+    def visit_FunctionDef(self, node):
+        self._no_posonly(node)
+        return super().visit_FunctionDef(node)
+
+    def visit_AsyncFunctionDef(self, node):
+        self._no_posonly(node)
+        return super().visit_AsyncFunctionDef(node)
+
+    def visit_Lambda(self, node):
+        self._no_posonly(node)
+        return super().visit_Lambda(node)
 
     def visit_Attribute(self, node):
         if node.attr in FORBIDDEN_ATTRIBUTES:
@@ -78,6 +90,9 @@ class Printer:
             raise TypeError('write() argument must be str')
         _pyexec.write(text)
         self.txt.append(text)
+
+    def flush(self):
+        """print(..., flush=True): output is unbuffered already."""
 
     def __call__(self):
         return ''.join(self.txt)
@@ -129,7 +144,9 @@ def _make_builtins():
 
 BUILTINS = _make_builtins()
 GUARDS = {
-    '_getattr_': safer_getattr,
+    # The raising variant: a missing attribute is an AttributeError, as in
+    # Python, rather than RestrictedPython's default of None.
+    '_getattr_': safer_getattr_raise,
     '_getitem_': operator.getitem,
     '_getiter_': iter,
     '_iter_unpack_sequence_': guarded_iter_unpack_sequence,
@@ -204,4 +221,6 @@ def describe(exc):
         message = str(exc)
     except BaseException:
         message = '<unprintable exception>'
-    return name, message[:1000], line or 0
+    # Lone surrogates cannot travel as UTF-8: escape them, keep the rest.
+    message = message[:1000].encode('utf-8', 'backslashreplace').decode('utf-8')
+    return name, message, line or 0

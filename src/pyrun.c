@@ -4,6 +4,7 @@
 #include "pyrun.h"
 
 #include <Python.h>
+#include <signal.h>
 #include <marshal.h>
 #include <stdio.h>
 #include <string.h>
@@ -187,8 +188,14 @@ static void report_exception(struct report *r, const struct limits *lim)
     PyErr_Clear();
     if (oom) {
         snprintf(r->err_type, sizeof(r->err_type), "MemoryError");
-        snprintf(r->err_message, sizeof(r->err_message),
-                 "memory limit of %ld MiB exceeded", lim->memory_mb);
+        /* The parser also raises MemoryError (nesting too deep) far below
+         * the limit: only then keep Python's own wording. */
+        if (memlimit_refused())
+            snprintf(r->err_message, sizeof(r->err_message),
+                     "memory limit of %ld MiB exceeded", lim->memory_mb);
+        else if (!r->err_message[0])
+            snprintf(r->err_message, sizeof(r->err_message),
+                     "out of memory below the limit (the code may nest too deeply to parse)");
     }
     Py_XDECREF(d);
     Py_XDECREF(type);
@@ -257,6 +264,11 @@ int pyexec_python_main(struct report *r, const struct limits *lim, const char *c
         return 5;
     }
     report_stage(r, STAGE_LOCKED);
+    /* A snippet can overflow CPython's C stack (deeply chained iterators):
+     * the worker then just dies of SIGSEGV and the supervisor reports it.
+     * Without this, a sanitizer build would print its own crash report. */
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
     pyrun_execute(r, code, code_len, data, lim);
     return 0;
 }

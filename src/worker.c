@@ -236,6 +236,13 @@ static void judge(struct outcome *o, struct report *r, int status, const struct 
         set_error(o, "timeout", "TimeoutError", "CPU time limit of %ld ms exceeded", lim->cpu_ms);
     } else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
         set_error(o, "memory", "MemoryError", "the worker was killed (out of memory)");
+    } else if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS) &&
+               r->stage_us[STAGE_LOCKED] && !r->stage_us[STAGE_SERIALISED]) {
+        /* Inside the snippet: CPython's C stack overflowed (iterators or
+         * generators chained hundreds of thousands deep). */
+        set_error(o, "user_error", "RecursionError",
+                  "the code nests too deeply for the interpreter's C stack (signal %d)",
+                  WTERMSIG(status));
     } else if (WIFSIGNALED(status)) {
         set_error(o, "crash", "InternalError", "the worker died from signal %d", WTERMSIG(status));
         log_error("worker died from signal %d", WTERMSIG(status));

@@ -100,14 +100,16 @@ static void worker_main(struct report *r, const struct sandbox_ids *ids, int don
 {
     char why[256];
     report_stage(r, STAGE_FORKED);
-    /* If the supervisor dies, so does the worker: nobody would read it. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
-        _exit(6);
+    pid_t supervisor = getppid();
     if (sandbox_prepare(ids, lim, done_fd, why, sizeof(why)) < 0) {
         r->state = REPORT_INTERNAL;
         snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);
         _exit(3);
     }
+    /* If the supervisor dies, so does the worker: nobody would read it.  Set
+     * after the identity change, which clears it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != supervisor)
+        _exit(6);
     report_stage(r, STAGE_SANDBOXED);
     pyexec_python_fn python = load_python(r);
     if (!python) {

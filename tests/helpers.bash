@@ -24,9 +24,15 @@ start_server() {
     local try
     for try in 1 2 3 4 5 6 7 8 9 10; do
         PORT=$(( 20000 + (RANDOM * 7 + $$ + try * 977) % 40000 ))
+        local wrap=()
+        if [ -n "${VALGRIND_WRAP:-}" ]; then
+            wrap=(valgrind --leak-check=full --show-leak-kinds=definite,indirect
+                  --errors-for-leak-kinds=definite,indirect --child-silent-after-fork=yes
+                  "--log-file=$VG_DIR/vg.%p.log")
+        fi
         systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
             -E PYEXEC_KEYS -E PYEXEC_CONFIG -E PYEXEC_STATE -E ASAN_OPTIONS -E UBSAN_OPTIONS \
-            "$PYEXEC_BIN" >"$SRV_LOG" 2>&1 3>&- &
+            "${wrap[@]}" "$PYEXEC_BIN" >"$SRV_LOG" 2>&1 3>&- &
         SRV_PID=$!
         local i
         for i in $(seq 1 50); do

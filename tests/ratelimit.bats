@@ -69,18 +69,35 @@ fire() {
 
 @test "a slot held by a killed process comes back" {
     k=$("$MANAGE_KEYS" add --name killed --env test --concurrency 1 2>/dev/null)
-    curl -s -o /dev/null -m 30 -X POST "$URL/execute" -H "X-API-Key: $k" \
-        -H 'Content-Type: application/json' -d '{"code": "while True: pass"}' &
-    local curl_pid=$! sup=""
-    for i in $(seq 1 100); do
+    local curl_pid sup attempt
+    for attempt in 1 2 3 4 5; do
+        curl -s -o /dev/null -m 30 -X POST "$URL/execute" -H "X-API-Key: $k" \
+            -H 'Content-Type: application/json' -d '{"code": "while True: pass"}' &
+        curl_pid=$!
+        sleep 0.7   # let it take the only slot
         post_execute '{"code": "result = 1"}' "$k"
         [ "$STATUS" = 429 ] && break
-        sleep 0.05
+        wait "$curl_pid" || true
     done
     assert_equal "$STATUS" 429
     # kill -9 every executor process of the server (supervisors and workers).
-    for sup in $(pgrep -P "$SRV_PID"); do kill -9 "$sup"; done
+    local sups workers
+    sups=$(pgrep -P "$SRV_PID")
+    workers=$(for sup in $sups; do pgrep -P "$sup"; done)
+    [ -n "$workers" ]
+    for sup in $sups; do kill -9 "$sup"; done
     wait "$curl_pid" || true
+    # The orphaned workers die with their supervisor (parent-death signal),
+    # long before their own 2 s wall timer.
+    for i in $(seq 1 20); do
+        alive=$(for w in $workers; do
+                    st=$(ps -o stat= -p "$w" || true)
+                    case "$st" in "" | Z*) ;; *) echo "$w" ;; esac
+                done)
+        [ -z "$alive" ] && break
+        sleep 0.05
+    done
+    assert_equal "$alive" ""
     post_execute '{"code": "result = 1"}' "$k"
     assert_equal "$STATUS" 200
 }

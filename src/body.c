@@ -86,7 +86,8 @@ static int apply_limits(struct request *req, const cJSON *lim)
 static int check_fields(struct request *req, const cJSON *root)
 {
     for (const cJSON *f = root->child; f; f = f->next)
-        if (strcmp(f->string, "code") && strcmp(f->string, "data") && strcmp(f->string, "limits"))
+        if (strcmp(f->string, "code") != 0 && strcmp(f->string, "data") != 0 &&
+            strcmp(f->string, "limits") != 0)
             return fail(req, 422, "ValidationError",
                         "unknown field \"%.64s\" (expected code, data, limits)", f->string);
     return 0;

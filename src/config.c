@@ -59,7 +59,7 @@ static void config_defaults(struct config *cfg)
 {
     memset(cfg, 0, sizeof(*cfg));
     cfg->request_timeout_ms = 5000;
-    strcpy(cfg->user, "nobody");
+    snprintf(cfg->user, sizeof(cfg->user), "nobody");
     cfg->max_concurrent = 16;
     cfg->env[ENV_TEST] = DEFAULT_TEST;
     cfg->env[ENV_PROD] = DEFAULT_PROD;
@@ -96,7 +96,7 @@ static int config_set(struct config *cfg, int sect, const char *key, const char 
                 snprintf(why, whylen, "bad user name");
                 return -1;
             }
-            strcpy(cfg->user, val);
+            snprintf(cfg->user, sizeof(cfg->user), "%s", val);
             return 0;
         }
         if (strcmp(key, "request_timeout_ms") == 0) {

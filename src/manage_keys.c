@@ -487,15 +487,15 @@ static int table_init(struct table *t, int ncols, size_t nrows, unsigned right)
 __attribute__((format(printf, 4, 5)))
 static int table_set(struct table *t, size_t row, int col, const char *fmt, ...)
 {
-    char **cell = &t->cells[row * (size_t)t->ncols + (size_t)col];
+    char **slot = &t->cells[row * (size_t)t->ncols + (size_t)col];
     va_list ap;
     int n;
 
     va_start(ap, fmt);
-    n = vasprintf(cell, fmt, ap);
+    n = vasprintf(slot, fmt, ap);
     va_end(ap);
     if (n < 0) {
-        *cell = NULL;
+        *slot = NULL;
         return -1;
     }
     return 0;
@@ -606,7 +606,7 @@ static int new_id(char id[sizeof "key_" + 2 * ID_BYTES])
 
     if (crypto_random(raw, sizeof raw) != 0)
         return -1;
-    memcpy(id, "key_", 4);
+    memcpy(id, "key_", sizeof "key_");   /* crypto_hex then writes over the NUL */
     crypto_hex(raw, sizeof raw, id + 4);
     return 0;
 }

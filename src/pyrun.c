@@ -110,8 +110,9 @@ static PyObject *policy_code(void)
     PyObject *magic = PyLong_FromLong(PyImport_GetMagicNumber());
     long m = magic ? PyLong_AsLong(magic) : -1;
     Py_XDECREF(magic);
-    unsigned char bytes[4] = { (unsigned char)m, (unsigned char)(m >> 8),
-                               (unsigned char)(m >> 16), (unsigned char)(m >> 24) };
+    unsigned long u = (unsigned long)m;   /* the magic's 4 bytes, little-endian */
+    unsigned char bytes[4] = { (unsigned char)u, (unsigned char)(u >> 8),
+                               (unsigned char)(u >> 16), (unsigned char)(u >> 24) };
     if (m != -1 && memcmp(bytes, POLICY_MAGIC, sizeof(bytes)) == 0) {
         PyObject *code = PyMarshal_ReadObjectFromString((const char *)POLICY_CODE,
                                                         (Py_ssize_t)sizeof(POLICY_CODE));

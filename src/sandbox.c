@@ -131,6 +131,11 @@ static int drop_identity(const struct sandbox_ids *ids)
                 return -1;
         }
     }
+    /* Not dumpable: no core dump ever (a piped core_pattern ignores
+     * RLIMIT_CORE, and a crashing worker would stream its memory out), and
+     * no ptrace or /proc/<pid>/mem access by anything running as this user. */
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+        return -1;
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
 }
 

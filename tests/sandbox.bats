@@ -650,17 +650,18 @@ raise ValueError("bad \ud800 value")'
 }
 
 @test "a 300000-deep chain of map() iterators is a clean error, not a worker crash" {
+    # The prod key's 5 s: the sanitizer build needs ~3 s to overflow its stack.
     hostile RecursionError 'x = [1]
 for i in range(300000):
     x = map(abs, x)
-result = list(x)'
+result = list(x)' '' '' "$PROD_KEY"
 }
 
 @test "a 100000-deep chain of generator expressions is a clean error, not a worker crash" {
     hostile RecursionError 'x = [1]
 for i in range(100000):
     x = (i for i in x)
-result = next(x)'
+result = next(x)' '' '' "$PROD_KEY"
 }
 
 # --- no view of other requests --------------------------------------------

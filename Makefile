@@ -72,7 +72,16 @@ run: setup
 
 test: setup
 	$(MAKE) all build/sandbox-probe asan
+	$(MAKE) -f tests/fuzz/fuzz.mk regress
 	scripts/test --all
+
+# libFuzzer (clang, ASan+UBSan) on every parser of outside input, each for
+# FUZZ_SECONDS (default 60); fails on any crash.  See tests/fuzz/README.md.
+fuzz: setup
+	$(MAKE) -f tests/fuzz/fuzz.mk run
+
+fuzz-regress:
+	$(MAKE) -f tests/fuzz/fuzz.mk regress
 
 # End-to-end under a real systemd (nspawn container); part of `make test`.
 test-systemd: setup
@@ -104,6 +113,6 @@ uninstall:
 	@echo "kept $(DESTDIR)$(CONFDIR) (keys and config); remove it by hand if wanted"
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
-.PHONY: all asan setup run test test-systemd bench install uninstall clean
+.PHONY: all asan setup run test test-systemd fuzz fuzz-regress bench install uninstall clean

@@ -42,7 +42,7 @@ static int next_literal(struct literal_cursor *c, const char **start, size_t *n)
             c->pos = next;
         } else if (ch == '-' || (ch >= '0' && ch <= '9')) {
             size_t e = c->pos;
-            while (e < c->len && strchr("+-.eE0123456789", c->text[e]))
+            while (e < c->len && c->text[e] && strchr("+-.eE0123456789", c->text[e]))
                 e++;
             *start = c->text + c->pos;
             *n = e - c->pos;
@@ -92,11 +92,45 @@ static int check_strings(const char *s, size_t len)
     return 0;
 }
 
+/* RFC 8259 whitespace only: cJSON skips every byte <= 0x20 as whitespace. */
+static int only_whitespace(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return 0;
+    return 1;
+}
+
+/* Control bytes outside strings, which cJSON would take for whitespace. */
+static int stray_controls(const char *s, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"') {
+            size_t next = skip_string(s, len, i);
+            if (!next)
+                return 0;   /* reported by check_strings */
+            i = next - 1;
+        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 cJSON *jsonext_parse(const char *text, size_t len, const char **err)
 {
-    cJSON *root = cJSON_ParseWithLength(text, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         *err = "body is not valid JSON (or nests deeper than 1000 levels)";
+        return NULL;
+    }
+    /* One JSON value and nothing after it: cJSON stops after the first. */
+    if (!end || end < text || (size_t)(end - text) > len ||
+        !only_whitespace(end, len - (size_t)(end - text)) || stray_controls(text, len)) {
+        cJSON_Delete(root);
+        *err = "body is not valid JSON (data after the value, or control characters)";
         return NULL;
     }
     if (check_strings(text, len) < 0) {

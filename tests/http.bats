@@ -131,6 +131,17 @@ status_of() {
     assert_equal "$STATUS" 400
 }
 
+@test "one JSON value only: trailing data, a second value, stray control bytes are 400" {
+    post_execute '{"code": "result = 1"} trailing garbage'
+    assert_equal "$STATUS" 400
+    post_execute '{"code": "result = 1"}{"code": "result = 2"}'
+    assert_equal "$STATUS" 400
+    post_execute "$(printf '{"code":\x01"result = 2"}')"
+    assert_equal "$STATUS" 400
+    post_execute "$(printf '{"code": "result = 3"}\r\n\t ')"
+    assert_equal "$STATUS" 200
+}
+
 @test "invalid UTF-8 in the body is 400" {
     post_execute "$(printf '{"code": "result = \\"\xff\xfe\\""}')"
     assert_equal "$STATUS" 400

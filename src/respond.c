@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cJSON.h>
@@ -38,18 +39,13 @@ static const char *reason(int status)
     }
 }
 
-/* Write all of buf, waiting for a slow reader at most WRITE_TIMEOUT_MS in all. */
-static int write_all(int fd, const char *buf, size_t len, size_t *sent)
+/* Write all of iov[0..n) with as few system calls (and TCP segments) as the
+ * socket allows, waiting for a slow reader at most WRITE_TIMEOUT_MS in all. */
+static int write_all(int fd, struct iovec *iov, int n, size_t *sent)
 {
     int waited = 0;
-    while (len) {
-        ssize_t w = write(fd, buf, len);
-        if (w > 0) {
-            buf += w;
-            len -= (size_t)w;
-            *sent += (size_t)w;
-            continue;
-        }
+    while (n > 0) {
+        ssize_t w = writev(fd, iov, n);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0 && errno == EAGAIN && waited < WRITE_TIMEOUT_MS) {
@@ -59,7 +55,18 @@ static int write_all(int fd, const char *buf, size_t len, size_t *sent)
             waited += 100;
             continue;
         }
-        return -1;
+        if (w <= 0)
+            return -1;
+        *sent += (size_t)w;
+        while (n > 0 && (size_t)w >= iov->iov_len) {   /* drop what was written */
+            w -= (ssize_t)iov->iov_len;
+            iov++;
+            n--;
+        }
+        if (n > 0) {
+            iov->iov_base = (char *)iov->iov_base + w;
+            iov->iov_len -= (size_t)w;
+        }
     }
     return 0;
 }
@@ -88,11 +95,10 @@ static int send_response(struct request *req, int fd, int status, const char *bo
                      req->fail.allow ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof(head))
         return -1;
-    if (write_all(fd, head, (size_t)n, &req->bytes_out) < 0 ||
-        write_all(fd, body, blen, &req->bytes_out) < 0 ||
-        write_all(fd, "\n", 1, &req->bytes_out) < 0)
-        return -1;
-    return 0;
+    struct iovec iov[3] = {
+        { head, (size_t)n }, { (void *)body, blen }, { (void *)"\n", 1 },
+    };
+    return write_all(fd, iov, 3, &req->bytes_out);
 }
 
 static cJSON *error_object(const char *type, const char *message, int line)

@@ -111,7 +111,7 @@ static int stray_controls(const char *s, size_t len)
             if (!next)
                 return 0;   /* reported by check_strings */
             i = next - 1;
-        } else if (c < 0x20 && c != ' ' && c != '\t' && c != '\r' && c != '\n') {
+        } else if (c < 0x20 && c != '\t' && c != '\r' && c != '\n') {
             return 1;
         }
     }

@@ -88,6 +88,11 @@ test-systemd: setup
 	$(MAKE) all
 	scripts/test-systemd
 
+# Several pyexec hosts behind HAProxy on this machine (network namespaces, root).
+test-cluster: setup
+	$(MAKE) all
+	scripts/test-cluster
+
 bench: setup
 	$(MAKE) all
 	scripts/bench
@@ -115,4 +120,4 @@ uninstall:
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all asan setup run test test-systemd fuzz fuzz-regress bench install uninstall clean
+.PHONY: all asan setup run test test-systemd test-cluster fuzz fuzz-regress bench install uninstall clean

@@ -188,6 +188,14 @@ static int check_framing(struct request *req)
     return 0;
 }
 
+static size_t count_header(const struct request *req, const char *name)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < req->header_count; i++)
+        n += strcasecmp(req->headers[i].name, name) == 0;
+    return n;
+}
+
 static int parse_head(struct request *req)
 {
     char *p = req->head, *end = req->head + req->head_len;
@@ -200,6 +208,10 @@ static int parse_head(struct request *req)
         if (parse_header(req, line) < 0)
             return -1;
     req->api_key = request_header(req, "X-API-Key");
+    if (count_header(req, "X-API-Key") > 1)
+        return fail(req, 400, "BadRequest", "more than one X-API-Key header");
+    if (count_header(req, "Host") > 1)
+        return fail(req, 400, "BadRequest", "more than one Host header");
     return check_framing(req);
 }
 

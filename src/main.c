@@ -1,5 +1,6 @@
 /* pyexec: serve one HTTP request on fd 0/1 (inetd style, as systemd's
  * Accept=yes provides), then exit.  The whole life of a connection: */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -111,6 +112,26 @@ static void execute(struct request *r)
     body_free(&b);
 }
 
+/* Ready to serve: the keys file loads and the state directory is writable
+ * (the config was read already).  A load balancer takes a host that fails
+ * this out of rotation; no Python is started. */
+static void health(struct request *r)
+{
+    struct keyring ring = { 0 };
+    const char *why = NULL;
+    if (keys_load(keys_path(NULL), &ring, &why) != KEYS_OK) {
+        log_error("health: keys file %s: %s", keys_path(NULL), why ? why : "cannot be loaded");
+        fail(r, 503, "ServiceUnavailable", "not ready: API keys are unavailable");
+    } else if (access(state_dir(), W_OK) != 0) {
+        log_error("health: state directory %s: %s", state_dir(), strerror(errno));
+        fail(r, 503, "ServiceUnavailable", "not ready: usage state is unavailable");
+    } else {
+        r->text = strdup("{\"status\":\"ok\"}");
+        r->text_type = "application/json";
+    }
+    keys_free(&ring);
+}
+
 static void metrics(struct request *r)
 {
     struct keyring ring = { 0 };
@@ -131,8 +152,7 @@ static void route(struct request *r)
             r->fail.allow = "GET";
             fail(r, 405, "MethodNotAllowed", "use GET for %s", r->path);
         } else if (strcmp(r->path, "/health") == 0) {
-            r->text = strdup("{\"status\":\"ok\"}");
-            r->text_type = "application/json";
+            health(r);
         } else {
             metrics(r);
         }

@@ -1,11 +1,13 @@
 /* manage-keys: add, change, list and revoke pyexec API keys, and report how
  * much each has been used (from the counters pyexec keeps in its state
- * directory).
+ * directory); carry the keys file to other hosts (export, import) and give
+ * HAProxy the per-key limits (export-haproxy-limits).
  *
  * Shell-friendly: `add` prints the new key alone on stdout, everything else
  * goes to stderr; exit 0 on success, 1 on failure, 2 on a usage error.  The
  * key itself is shown once and never stored: the file holds its SHA-256. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "crypto.h"
 #include "keys.h"
@@ -42,10 +46,15 @@ struct options {
     const char *concurrency;  /* add, set --concurrency */
     const char *scope;        /* add, set --scope */
     const char *state;        /* usage --state */
+    const char *out;          /* export, export-haproxy-limits --out */
+    const char *period;       /* export-haproxy-limits --period */
+    const char *test_rate;    /* export-haproxy-limits --test-rate */
+    const char *prod_rate;    /* export-haproxy-limits --prod-rate */
     bool json;                /* list, usage --json */
+    bool force;               /* import --force */
     bool help;                /* -h, --help */
     const char *command;
-    const char *arg;          /* revoke's or set's KEY_OR_ID */
+    const char *arg;          /* revoke's or set's KEY_OR_ID, import's FILE */
     int extra;                /* positional arguments after the command */
 };
 
@@ -66,6 +75,16 @@ static const char usage_text[] =
     "  revoke KEY_OR_ID  revoke a key, given the key itself or its id\n"
     "  usage [--json] [--state DIR]\n"
     "                    show what every key, revoked ones too, has used\n"
+    "  export [--out FILE]\n"
+    "                    write the keys file with its SHA-256 for import on other\n"
+    "                    hosts (to stdout, or atomically replace FILE)\n"
+    "  import [--force] FILE\n"
+    "                    check an export's checksum and contents, then replace the\n"
+    "                    keys file with it under the lock; FILE - is stdin\n"
+    "  export-haproxy-limits [--out FILE] [--period S] [--test-rate N/UNIT]\n"
+    "      [--prod-rate N/UNIT]\n"
+    "                    write HAProxy's map of per-key rate limits, one line per\n"
+    "                    key: SHA-256 of the key in hex, requests per period\n"
     "  help              show this help\n"
     "\n"
     "Limits and scopes of a key (without them, its environment's limits apply\n"
@@ -90,6 +109,17 @@ static const char usage_text[] =
     "  --state DIR       pyexec's state directory, for usage (default:\n"
     "                    $PYEXEC_STATE if set, else " STATE_DEFAULT_DIR ")\n"
     "  --json            list, usage: print JSON instead of a table\n"
+    "  --out FILE        export, export-haproxy-limits: write FILE (atomically)\n"
+    "                    instead of stdout\n"
+    "  --force           import: also when the export lacks keys this file has,\n"
+    "                    or would bring a revoked key back (an older export?)\n"
+    "  --period S        export-haproxy-limits: the period in seconds of HAProxy's\n"
+    "                    rate counter, gpc0_rate(S) (default 60); a key whose\n"
+    "                    window differs is scaled to it, rounded up (warned)\n"
+    "  --test-rate N/UNIT, --prod-rate N/UNIT\n"
+    "                    export-haproxy-limits: the limit of keys without their\n"
+    "                    own rate, as pyexec.conf's rate_limit per rate_window_s\n"
+    "                    says (default 60/min and 600/min, pyexec's defaults)\n"
     "  -h, --help        show this help\n"
     "\n"
     "Exit status: 0 success, 1 failure, 2 usage error.\n";
@@ -135,11 +165,11 @@ static const char **value_slot(struct options *o, const char *arg, size_t *name_
 {
     static const char *const names[] = {
         "--keys", "--name", "--description", "--env", "--rate", "--concurrency", "--scope",
-        "--state",
+        "--state", "--out", "--period", "--test-rate", "--prod-rate",
     };
     const char **slots[] = {
         &o->keys, &o->name, &o->description, &o->env, &o->rate, &o->concurrency, &o->scope,
-        &o->state,
+        &o->state, &o->out, &o->period, &o->test_rate, &o->prod_rate,
     };
 
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -165,6 +195,10 @@ static int parse_option(struct options *o, int argc, char **argv, int *i)
     }
     if (strcmp(arg, "--json") == 0) {
         o->json = true;
+        return 0;
+    }
+    if (strcmp(arg, "--force") == 0) {
+        o->force = true;
         return 0;
     }
     slot = value_slot(o, arg, &n);
@@ -203,6 +237,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         return usage_error("--keys needs a non-empty path");
     if (o->state != NULL && o->state[0] == '\0')
         return usage_error("--state needs a non-empty path");
+    if (o->out != NULL && o->out[0] == '\0')
+        return usage_error("--out needs a non-empty path");
     return 0;
 }
 
@@ -212,6 +248,8 @@ static int check_args(const struct options *o)
     bool is_add = strcmp(o->command, "add") == 0;
     bool is_set = strcmp(o->command, "set") == 0;
     bool is_usage = strcmp(o->command, "usage") == 0;
+    bool is_import = strcmp(o->command, "import") == 0;
+    bool is_limits = strcmp(o->command, "export-haproxy-limits") == 0;
     bool takes_key = is_set || strcmp(o->command, "revoke") == 0;
     bool changes = o->name != NULL || o->description != NULL || o->rate != NULL ||
                    o->concurrency != NULL || o->scope != NULL;
@@ -225,9 +263,18 @@ static int check_args(const struct options *o)
         return usage_error("--json goes with list and usage only");
     if (o->state != NULL && !is_usage)
         return usage_error("--state goes with usage only");
+    if (o->out != NULL && !is_limits && strcmp(o->command, "export") != 0)
+        return usage_error("--out goes with export and export-haproxy-limits only");
+    if (o->force && !is_import)
+        return usage_error("--force goes with import only");
+    if ((o->period != NULL || o->test_rate != NULL || o->prod_rate != NULL) && !is_limits)
+        return usage_error("--period, --test-rate and --prod-rate go with "
+                           "export-haproxy-limits only");
     if (takes_key && o->extra != 1)
         return usage_error("%s needs exactly one KEY_OR_ID", o->command);
-    if (!takes_key && o->extra != 0)
+    if (is_import && o->extra != 1)
+        return usage_error("import needs exactly one FILE (- for stdin)");
+    if (!takes_key && !is_import && o->extra != 0)
         return usage_error("%s takes no arguments", o->command);
     if (is_set && !changes)
         return usage_error("set needs at least one of --name, --description, --rate, "
@@ -1121,6 +1168,514 @@ static int cmd_usage(const struct options *o, const char *path)
     return rc;
 }
 
+/* ---- export and import ------------------------------------------------ */
+
+/* Keys on many hosts: `export` wraps the keys file in an envelope that
+ * carries its SHA-256,
+ *
+ *     {"format": "pyexec-keys-export", "version": 1, "exported_at": "...",
+ *      "keys": N, "sha256": "<hex of content>", "content": "<the keys file>"}
+ *
+ * and `import` checks the checksum and the content (exactly as pyexec reads
+ * it) before it replaces the local file under the lock, atomically.  The
+ * content is the document as manage-keys writes it (cJSON_Print plus a
+ * newline), so importing it writes those very bytes, and an export of any
+ * host that imported it carries the same checksum. */
+
+#define EXPORT_FORMAT  "pyexec-keys-export"
+#define EXPORT_VERSION 1
+#define EXPORT_MAX     (4u * KEYS_MAX_SIZE)  /* escaping makes the envelope larger */
+#define MAX_PERIOD     86400
+
+/* Lower-case hex of SHA-256(data) into out; 0 or -1. */
+static int sha256_hex(const char *data, size_t len, char out[2 * SHA256_LEN + 1])
+{
+    unsigned char digest[SHA256_LEN];
+
+    if (crypto_sha256(data, len, digest) != 0)
+        return -1;
+    crypto_hex(digest, sizeof digest, out);
+    return 0;
+}
+
+/* Write text to path atomically: a temporary file in the same directory,
+ * fsync, rename, fsync of the directory.  A new file gets mode new_mode, an
+ * existing one keeps its mode.  0, or -1 (reported). */
+static int write_file_atomic(const char *path, const char *text, size_t len, mode_t new_mode)
+{
+    const char *slash = strrchr(path, '/');
+    char *tmp = NULL, *dir = NULL;
+    struct stat st;
+    mode_t mode = stat(path, &st) == 0 ? st.st_mode & 07777 : new_mode;
+    int fd = -1, dfd, rc = -1;
+    FILE *f = NULL;
+
+    if (asprintf(&tmp, "%s.tmp.XXXXXX", path) < 0) {
+        tmp = NULL;
+        say("out of memory");
+        goto out;
+    }
+    fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        say("cannot create a temporary file next to %s: %s", path, strerror(errno));
+        free(tmp);
+        tmp = NULL;
+        goto out;
+    }
+    f = fdopen(fd, "w");
+    if (f == NULL || fchmod(fd, mode) != 0 || fwrite(text, 1, len, f) != len ||
+        fflush(f) != 0 || fsync(fd) != 0) {
+        say("cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    if (fclose(f) != 0) {
+        f = NULL;
+        say("cannot write %s: %s", tmp, strerror(errno));
+        goto out;
+    }
+    f = NULL;
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        say("cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        goto out;
+    }
+    free(tmp);
+    tmp = NULL;
+    dir = slash == NULL ? strdup(".") : slash == path ? strdup("/")
+                                                      : strndup(path, (size_t)(slash - path));
+    dfd = dir != NULL ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (dfd < 0 || fsync(dfd) != 0)
+        say("%s was written, but syncing its directory failed: it may not survive a crash",
+            path);
+    if (dfd >= 0)
+        close(dfd);
+    rc = 0;
+out:
+    if (f != NULL)
+        fclose(f);
+    else if (fd >= 0)
+        close(fd);
+    if (tmp != NULL) {
+        unlink(tmp);
+        free(tmp);
+    }
+    free(dir);
+    return rc;
+}
+
+/* text to --out FILE (new: mode new_mode), or to stdout; 0 or -1 (reported). */
+static int emit(const struct options *o, const char *text, mode_t new_mode)
+{
+    if (o->out != NULL)
+        return write_file_atomic(o->out, text, strlen(text), new_mode);
+    return fputs(text, stdout) < 0 ? -1 : 0;
+}
+
+/* The keys file as manage-keys writes it, with its parsed entries: the file
+ * must exist and be valid.  *text is malloc'd; 0, or -1 (reported). */
+static int load_normalised(const char *path, char **text, struct keyring *ring)
+{
+    const char *why = NULL;
+    char *raw = NULL, *body = NULL;
+    size_t len = 0;
+    cJSON *doc = NULL;
+    enum keys_status st = keys_read_file(path, &raw, &len, &why);
+
+    *text = NULL;
+    ring->entries = NULL;
+    ring->count = 0;
+    if (st == KEYS_OK)
+        st = keys_parse(raw, len, ring, &why);
+    if (st != KEYS_OK) {
+        say(st == KEYS_CORRUPT ? "%s is not a valid keys file: %s" : "%s: %s", path, why);
+        free(raw);
+        return -1;
+    }
+    doc = cJSON_ParseWithLength(raw, len);
+    body = doc != NULL ? cJSON_Print(doc) : NULL;
+    if (body == NULL || asprintf(text, "%s\n", body) < 0) {
+        *text = NULL;
+        say("out of memory");
+    }
+    free(body);
+    cJSON_Delete(doc);
+    free(raw);
+    if (*text == NULL) {
+        keys_free(ring);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_export(const struct options *o, const char *path)
+{
+    char sum[2 * SHA256_LEN + 1], now[TIME_LEN];
+    char *content = NULL, *text = NULL;
+    struct keyring ring;
+    cJSON *env = NULL;
+    int rc = EXIT_FAIL;
+
+    if (load_normalised(path, &content, &ring) != 0)
+        return EXIT_FAIL;
+    env = cJSON_CreateObject();
+    if (sha256_hex(content, strlen(content), sum) != 0 || utc_now(now) != 0 || env == NULL ||
+        !cJSON_AddStringToObject(env, "format", EXPORT_FORMAT) ||
+        !cJSON_AddNumberToObject(env, "version", EXPORT_VERSION) ||
+        !cJSON_AddStringToObject(env, "exported_at", now) ||
+        !cJSON_AddNumberToObject(env, "keys", (double)ring.count) ||
+        !cJSON_AddStringToObject(env, "sha256", sum) ||
+        !cJSON_AddStringToObject(env, "content", content) ||
+        (text = cJSON_Print(env)) == NULL) {
+        say("out of memory, or hashing or the clock failed");
+        goto out;
+    }
+    {
+        char *line = NULL;
+
+        if (asprintf(&line, "%s\n", text) < 0) {
+            say("out of memory");
+            goto out;
+        }
+        /* Names and descriptions: private, like the keys file. */
+        rc = emit(o, line, 0600) == 0 ? EXIT_OK : EXIT_FAIL;
+        free(line);
+    }
+    if (rc == EXIT_OK)
+        say("exported %zu keys from %s%s%s, sha256 %s", ring.count, path,
+            o->out != NULL ? " to " : "", o->out != NULL ? o->out : "", sum);
+out:
+    free(text);
+    cJSON_Delete(env);
+    free(content);
+    keys_free(&ring);
+    return rc;
+}
+
+/* Read all of path ("-": stdin), at most EXPORT_MAX bytes; malloc'd and
+ * NUL-terminated, or NULL (reported). */
+static char *read_input(const char *path, size_t *len)
+{
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "re");
+    size_t cap = 65536, got = 0;
+    char *buf, *p;
+
+    if (f == NULL) {
+        say("cannot open %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = malloc(cap);
+    if (buf == NULL) {
+        say("out of memory");
+        goto fail;
+    }
+    for (;;) {
+        size_t n;
+
+        if (got + 1 >= cap) {
+            cap *= 2;
+            if (cap > EXPORT_MAX + 1) {
+                say("%s is larger than an export can be", path);
+                goto fail;
+            }
+            if ((p = realloc(buf, cap)) == NULL) {
+                say("out of memory");
+                goto fail;
+            }
+            buf = p;
+        }
+        n = fread(buf + got, 1, cap - got - 1, f);
+        got += n;
+        if (n == 0)
+            break;
+    }
+    if (ferror(f)) {
+        say("cannot read %s: %s", path, strerror(errno));
+        goto fail;
+    }
+    if (f != stdin)
+        fclose(f);
+    buf[got] = '\0';
+    *len = got;
+    return buf;
+fail:
+    if (f != stdin)
+        fclose(f);
+    free(buf);
+    return NULL;
+}
+
+/* The content of an export, checked: its envelope, its checksum, and the
+ * keys file it holds, as pyexec would read it (*ring).  *sum is the checksum.
+ * Returns the content (owned by *env), or NULL (reported). */
+static const char *open_export(const char *file, cJSON **env, struct keyring *ring,
+                               char sum[2 * SHA256_LEN + 1])
+{
+    const cJSON *format, *version, *want, *content;
+    const char *why = NULL;
+    size_t len = 0;
+    char *text = read_input(file, &len);
+    enum keys_status st;
+
+    *env = NULL;
+    ring->entries = NULL;
+    ring->count = 0;
+    if (text == NULL)
+        return NULL;
+    *env = cJSON_ParseWithLength(text, len);
+    free(text);
+    if (*env == NULL || !cJSON_IsObject(*env)) {
+        say("%s is not an export of manage-keys: not a JSON object (truncated or corrupt?)",
+            file);
+        return NULL;
+    }
+    format = cJSON_GetObjectItemCaseSensitive(*env, "format");
+    version = cJSON_GetObjectItemCaseSensitive(*env, "version");
+    want = cJSON_GetObjectItemCaseSensitive(*env, "sha256");
+    content = cJSON_GetObjectItemCaseSensitive(*env, "content");
+    if (!cJSON_IsString(format) || strcmp(format->valuestring, EXPORT_FORMAT) != 0 ||
+        !cJSON_IsNumber(version) || !cJSON_IsString(want) || !cJSON_IsString(content)) {
+        say("%s is not an export of manage-keys (format \"" EXPORT_FORMAT "\" with sha256 "
+            "and content)", file);
+        return NULL;
+    }
+    if (version->valuedouble != EXPORT_VERSION) {
+        say("%s is an export of version %g; this manage-keys reads version %d only", file,
+            version->valuedouble, EXPORT_VERSION);
+        return NULL;
+    }
+    if (sha256_hex(content->valuestring, strlen(content->valuestring), sum) != 0) {
+        say("cannot hash the export (libsodium failed)");
+        return NULL;
+    }
+    if (strcmp(sum, want->valuestring) != 0) {
+        say("%s: checksum mismatch: the content hashes to %s, the export says %s; it was "
+            "damaged or altered: nothing imported", file, sum, want->valuestring);
+        return NULL;
+    }
+    st = keys_parse(content->valuestring, strlen(content->valuestring), ring, &why);
+    if (st != KEYS_OK) {
+        say("%s holds no valid keys file (%s): nothing imported", file,
+            st == KEYS_NOMEM ? "out of memory" : why);
+        return NULL;
+    }
+    return content->valuestring;
+}
+
+static const struct key_entry *entry_by_id(const struct keyring *ring, const char *id)
+{
+    for (size_t i = 0; i < ring->count; i++)
+        if (strcmp(ring->entries[i].id, id) == 0)
+            return &ring->entries[i];
+    return NULL;
+}
+
+/* What importing `in` over `cur` would do.  Returns how many entries of cur
+ * it would lose or bring back from revocation (refused without --force),
+ * each reported. */
+static size_t compare_rings(const struct keyring *cur, const struct keyring *in,
+                            size_t *added, size_t *revoked)
+{
+    size_t lost = 0;
+
+    *added = *revoked = 0;
+    for (size_t i = 0; i < cur->count; i++) {
+        const struct key_entry *c = &cur->entries[i];
+        const struct key_entry *n = entry_by_id(in, c->id);
+
+        if (n == NULL) {
+            say("%s (\"%s\") is here but not in the export", c->id, c->name);
+            lost++;
+        } else if (!crypto_equal(c->hash, n->hash, SHA256_LEN)) {
+            say("%s (\"%s\") stands for another key in the export", c->id, c->name);
+            lost++;
+        } else if (c->revoked_at != NULL && n->revoked_at == NULL) {
+            say("%s (\"%s\") is revoked here but not in the export", c->id, c->name);
+            lost++;
+        } else if (c->revoked_at == NULL && n->revoked_at != NULL) {
+            (*revoked)++;
+        }
+    }
+    for (size_t i = 0; i < in->count; i++)
+        if (entry_by_id(cur, in->entries[i].id) == NULL)
+            (*added)++;
+    return lost;
+}
+
+static int import_into(struct keystore *ks, const struct options *o, const char *content,
+                       const struct keyring *in, const char *sum)
+{
+    size_t added, revoked, lost = compare_rings(&ks->ring, in, &added, &revoked);
+    cJSON *doc;
+
+    if (lost > 0 && !o->force) {
+        say("refusing to import %s over %s: %zu key(s) would be dropped or come back from "
+            "revocation (an older export, or another cluster's?); nothing changed.  "
+            "--force imports it anyway", o->arg, ks->path, lost);
+        return EXIT_FAIL;
+    }
+    doc = cJSON_Parse(content);
+    if (doc == NULL) {
+        say("out of memory");
+        return EXIT_FAIL;
+    }
+    cJSON_Delete(ks->doc);
+    ks->doc = doc;
+    ks->keys = cJSON_GetObjectItemCaseSensitive(doc, "keys");
+    if (keystore_commit(ks) != 0) {
+        say("%s", ks->err);
+        return EXIT_FAIL;
+    }
+    say("imported %zu keys (sha256 %s) into %s: %zu new, %zu newly revoked%s", in->count,
+        sum, ks->path, added, revoked, lost > 0 ? ", forced over the differences above" : "");
+    return EXIT_OK;
+}
+
+static int cmd_import(const struct options *o, const char *path)
+{
+    char sum[2 * SHA256_LEN + 1];
+    struct keyring in;
+    struct keystore ks;
+    cJSON *env = NULL;
+    const char *content = open_export(o->arg, &env, &in, sum);
+    int rc = EXIT_FAIL;
+
+    if (content == NULL) {
+        keys_free(&in);
+        cJSON_Delete(env);
+        return EXIT_FAIL;
+    }
+    if (keystore_open(&ks, path) != 0)
+        say("%s", ks.err);
+    else
+        rc = import_into(&ks, o, content, &in, sum);
+    keystore_close(&ks);
+    keys_free(&in);
+    cJSON_Delete(env);
+    return rc;
+}
+
+/* ---- export-haproxy-limits -------------------------------------------- */
+
+/* HAProxy limits each client by a stick table keyed on the key's SHA-256
+ * (req.fhdr(x-api-key),sha2(256),hex,lower: the hash the keys file stores)
+ * and a map from that hash to the key's limit per the table's period (see
+ * deploy/haproxy/haproxy.cfg).  A revoked key maps to 0, which the HAProxy
+ * configuration refuses outright. */
+
+/* limit per window_s as a count per period, rounded up (at least 1). */
+static long scale_rate(long limit, long window_s, long period)
+{
+    long long n;
+
+    if (window_s == period)
+        return limit;
+    n = ((long long)limit * period + window_s - 1) / window_s;
+    return n < 1 ? 1 : n > 1000000000 ? 1000000000 : (long)n;
+}
+
+struct env_rates {
+    long limit[2], window[2];   /* test, prod */
+};
+
+static int parse_limits_options(const struct options *o, long *period, struct env_rates *d)
+{
+    const char *rates[2] = {o->test_rate != NULL ? o->test_rate : "60/min",
+                            o->prod_rate != NULL ? o->prod_rate : "600/min"};
+    char *end = NULL;
+
+    *period = 60;
+    if (o->period != NULL) {
+        errno = 0;
+        *period = strtol(o->period, &end, 10);
+        if (o->period[0] < '0' || o->period[0] > '9' || errno != 0 || *end != '\0' ||
+            *period < 1 || *period > MAX_PERIOD) {
+            say("--period must be a number of seconds from 1 to %d, not \"%s\"", MAX_PERIOD,
+                o->period);
+            return -1;
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        if (!valid_rate(rates[i]) || keys_parse_rate(rates[i], &d->limit[i], &d->window[i]) != 0) {
+            say("--%s-rate must be N/UNIT with N from 1 to 1000000 and UNIT s, min, h or day, "
+                "not \"%s\"", i == 0 ? "test" : "prod", rates[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* One map line per key into *out (an open memstream). */
+static void write_limits(FILE *out, const struct keyring *ring, long period,
+                         const struct env_rates *d, const char *path, const char *sum)
+{
+    size_t revoked = 0, scaled = 0;
+
+    fprintf(out,
+            "# pyexec: per-key rate limits for HAProxy, from %s (sha256 %s)\n"
+            "# by manage-keys export-haproxy-limits; period %ld s, as in the stick table's\n"
+            "# gpc0_rate(%lds).  <SHA-256 of the API key, hex> <requests per period>;\n"
+            "# 0: the key is revoked, deny it.  Keys not listed are not tracked per key.\n",
+            path, sum, period, period);
+    for (size_t i = 0; i < ring->count; i++) {
+        const struct key_entry *e = &ring->entries[i];
+        int env = strcmp(e->env, "prod") == 0;
+        long limit = e->rate_limit > 0 ? e->rate_limit : d->limit[env];
+        long window = e->rate_limit > 0 ? e->rate_window_s : d->window[env];
+        char hex[2 * SHA256_LEN + 1];
+        long n = scale_rate(limit, window, period);
+
+        crypto_hex(e->hash, SHA256_LEN, hex);
+        if (e->revoked_at != NULL) {
+            n = 0;
+            revoked++;
+        } else if (window != period) {
+            say("%s (\"%s\"): %ld per %ld s is %ld per %ld s for HAProxy (rounded up)", e->id,
+                e->name, limit, window, n, period);
+            scaled++;
+        }
+        fprintf(out, "%s %ld\n", hex, n);
+    }
+    say("%zu keys: %zu revoked (limit 0), %zu scaled to the period", ring->count, revoked, scaled);
+}
+
+static int cmd_export_limits(const struct options *o, const char *path)
+{
+    struct env_rates d;
+    struct keyring ring;
+    char sum[2 * SHA256_LEN + 1];
+    char *content = NULL, *text = NULL;
+    size_t len = 0;
+    long period;
+    FILE *out;
+    int rc = EXIT_FAIL;
+
+    if (parse_limits_options(o, &period, &d) != 0)
+        return EXIT_FAIL;
+    if (load_normalised(path, &content, &ring) != 0)
+        return EXIT_FAIL;
+    if (sha256_hex(content, strlen(content), sum) != 0) {
+        say("cannot hash the keys file (libsodium failed)");
+        goto out;
+    }
+    out = open_memstream(&text, &len);
+    if (out == NULL) {
+        say("out of memory");
+        goto out;
+    }
+    write_limits(out, &ring, period, &d, path, sum);
+    if (fclose(out) != 0 || text == NULL) {
+        say("out of memory");
+        goto out;
+    }
+    /* Hashes of random 192-bit keys and numbers: HAProxy may read it. */
+    rc = emit(o, text, 0644) == 0 ? EXIT_OK : EXIT_FAIL;
+out:
+    free(text);
+    free(content);
+    keys_free(&ring);
+    return rc;
+}
+
 /* ---- main ------------------------------------------------------------- */
 
 static const struct command {
@@ -1128,6 +1683,9 @@ static const struct command {
     int (*run)(const struct options *o, const char *path);
 } commands[] = {
     {"add", cmd_add},
+    {"export", cmd_export},
+    {"export-haproxy-limits", cmd_export_limits},
+    {"import", cmd_import},
     {"list", cmd_list},
     {"revoke", cmd_revoke},
     {"set", cmd_set},

@@ -69,8 +69,10 @@ setup() { load helpers; }
     PYEXEC_KEYS="$BATS_TEST_TMPDIR/corrupt.json" start_server_alt
     post_execute '{"code": "result = 1"}'
     assert_equal "$STATUS" 503
-    run curl -s "$URL/health"
-    assert_output '{"status":"ok"}'
+    # /health says the host is not ready, so a load balancer takes it out.
+    run curl -s -w ' %{http_code}' "$URL/health"
+    assert_output --partial '"message":"not ready: API keys are unavailable"'
+    assert_output --regexp ' 503$'
 }
 
 @test "an unreadable keys file is 503" {

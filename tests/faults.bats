@@ -84,6 +84,9 @@ alt_server() {
     assert_equal "$STATUS" 503
     [[ "$(json_get "$BODY" 'j["error"]["message"]')" == *"usage accounting is unavailable"* ]]
     grep -q "usage state $PYEXEC_STATE" "$SRV_LOG"
+    run curl -s -w ' %{http_code}' "$URL/health"
+    assert_output --partial "not ready: usage state is unavailable"
+    assert_output --regexp ' 503$'
     after=$(cd "$PYEXEC_STATE" && find . -type f -exec sha256sum {} + | sort)
     assert_equal "$after" "$before"
 }

@@ -180,6 +180,11 @@ status_of() {
     assert_output --regexp ' 200$'
 }
 
+@test "two X-API-Key or two Host headers are 400" {
+    [ "$(status_of 'POST /execute HTTP/1.1\r\nHost: x\r\nX-API-Key: a\r\nX-API-Key: b\r\nContent-Length: 2\r\n\r\n{}')" = 400 ]
+    [ "$(status_of 'GET /health HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n')" = 400 ]
+}
+
 @test "query strings are ignored for routing" {
     run curl -s "$URL/health?x=1"
     assert_output '{"status":"ok"}'

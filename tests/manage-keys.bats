@@ -750,3 +750,238 @@ assert len(after - before) == 1 if finished else len(after - before) <= 1, (befo
     run ls -A "$BATS_TEST_TMPDIR"
     refute_output --partial '.tmp.'
 }
+
+# ---- export and import (keys on many hosts) --------------------------------
+
+# The export's field $1, printed as text (strings bare, the rest as JSON).
+export_field() {
+    py 'import json, sys
+v = json.load(open(sys.argv[1]))[sys.argv[2]]
+print(v if isinstance(v, str) else json.dumps(v))' "$1" "$2"
+}
+
+@test "export: the keys file in an envelope with its SHA-256; --out writes it 0600" {
+    mk add --name a --env test >/dev/null 2>&1
+    mk add --name b --env prod --rate 40/min >/dev/null 2>&1
+    run --separate-stderr mk export
+    assert_success
+    [[ $stderr == *"manage-keys: exported 2 keys from $KEYS, sha256 "* ]]
+    printf '%s\n' "$output" > "$BATS_TEST_TMPDIR/out.json"
+    run mk export --out "$BATS_TEST_TMPDIR/exp.json"
+    assert_success
+    [ "$(stat -c %a "$BATS_TEST_TMPDIR/exp.json")" = 600 ]
+    E=$BATS_TEST_TMPDIR/exp.json
+    [ "$(export_field "$E" format)" = pyexec-keys-export ]
+    [ "$(export_field "$E" version)" = 1 ]
+    [ "$(export_field "$E" keys)" = 2 ]
+    [[ $(export_field "$E" exported_at) =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z$ ]]
+    # The content is the keys file, byte for byte, and the checksum is its SHA-256.
+    py 'import json, sys; sys.stdout.write(json.load(open(sys.argv[1]))["content"])' "$E" \
+        > "$BATS_TEST_TMPDIR/content"
+    cmp "$BATS_TEST_TMPDIR/content" "$KEYS"
+    [ "$(export_field "$E" sha256)" = "$(sha256sum < "$KEYS" | cut -d' ' -f1)" ]
+    [ "$(export_field "$BATS_TEST_TMPDIR/out.json" sha256)" = "$(export_field "$E" sha256)" ]
+}
+
+@test "export of a missing or corrupt keys file fails and writes nothing" {
+    run mk export --out "$BATS_TEST_TMPDIR/exp.json"
+    assert_failure 1
+    [ ! -e "$BATS_TEST_TMPDIR/exp.json" ]
+    echo '{"version": 1, "keys": [' > "$KEYS"
+    run mk export
+    assert_failure 1
+    assert_output --partial "is not a valid keys file"
+}
+
+@test "import: checks, then replaces the keys file with the same bytes; stdin with -" {
+    mk add --name a --env test >/dev/null 2>&1
+    mk add --name b --env prod --scope admin,execute >/dev/null 2>&1
+    mk export --out "$BATS_TEST_TMPDIR/exp.json" 2>/dev/null
+    run "$MK" --keys "$BATS_TEST_TMPDIR/host1.json" import "$BATS_TEST_TMPDIR/exp.json"
+    assert_success
+    assert_output --partial "imported 2 keys (sha256 $(export_field "$BATS_TEST_TMPDIR/exp.json" sha256))"
+    assert_output --partial "2 new, 0 newly revoked"
+    cmp "$KEYS" "$BATS_TEST_TMPDIR/host1.json"
+    [ "$(stat -c %a "$BATS_TEST_TMPDIR/host1.json")" = 600 ]
+    run "$MK" --keys "$BATS_TEST_TMPDIR/host2.json" import - < "$BATS_TEST_TMPDIR/exp.json"
+    assert_success
+    cmp "$KEYS" "$BATS_TEST_TMPDIR/host2.json"
+    # Every host that imported it exports the same checksum.
+    run --separate-stderr "$MK" --keys "$BATS_TEST_TMPDIR/host2.json" export
+    [[ $stderr == *"sha256 $(export_field "$BATS_TEST_TMPDIR/exp.json" sha256)"* ]]
+    # Importing it again changes nothing and succeeds.
+    run "$MK" --keys "$BATS_TEST_TMPDIR/host1.json" import "$BATS_TEST_TMPDIR/exp.json"
+    assert_success
+    assert_output --partial "0 new, 0 newly revoked"
+    cmp "$KEYS" "$BATS_TEST_TMPDIR/host1.json"
+}
+
+@test "import keeps the local file's mode, and a later revoke there works" {
+    mk add --name a --env test >/dev/null 2>&1
+    mk export --out "$BATS_TEST_TMPDIR/exp.json" 2>/dev/null
+    H=$BATS_TEST_TMPDIR/host.json
+    "$MK" --keys "$H" add --name old --env test >/dev/null 2>&1
+    chmod 640 "$H"
+    run "$MK" --keys "$H" import --force "$BATS_TEST_TMPDIR/exp.json"
+    assert_success
+    assert_output --partial "forced"
+    [ "$(stat -c %a "$H")" = 640 ]
+    id=$(key_ids)
+    run "$MK" --keys "$H" revoke "$id"
+    assert_success
+}
+
+@test "import refuses a damaged or altered export and leaves the keys file alone" {
+    KEY=$(mk add --name a --env test --rate 40/min 2>/dev/null)
+    mk export --out "$BATS_TEST_TMPDIR/exp.json" 2>/dev/null
+    H=$BATS_TEST_TMPDIR/host.json
+    "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/exp.json" 2>/dev/null
+    before=$(sha256sum < "$H")
+    # A changed limit: the checksum no longer matches.
+    sed 's|40/min|400/min|' "$BATS_TEST_TMPDIR/exp.json" > "$BATS_TEST_TMPDIR/altered.json"
+    run "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/altered.json"
+    assert_failure 1
+    assert_output --partial "checksum mismatch"
+    assert_output --partial "nothing imported"
+    # Truncated, not JSON, not an export, a future version.
+    head -c 200 "$BATS_TEST_TMPDIR/exp.json" > "$BATS_TEST_TMPDIR/trunc.json"
+    run "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/trunc.json"
+    assert_failure 1
+    assert_output --partial "not an export of manage-keys"
+    run "$MK" --keys "$H" import "$KEYS"
+    assert_failure 1
+    assert_output --partial "not an export of manage-keys"
+    sed 's|"version":\t1,|"version":\t2,|' "$BATS_TEST_TMPDIR/exp.json" > "$BATS_TEST_TMPDIR/v2.json"
+    run "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/v2.json"
+    assert_failure 1
+    assert_output --partial "version 2"
+    run "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/missing.json"
+    assert_failure 1
+    [ "$(sha256sum < "$H")" = "$before" ]
+    run ls -A "$BATS_TEST_TMPDIR"
+    refute_output --partial '.tmp.'
+}
+
+@test "import refuses an export whose checksum is right but whose keys file is invalid" {
+    mk add --name a --env test >/dev/null 2>&1
+    before=$(sha256sum < "$KEYS")
+    # A duplicate hash: valid JSON, not a valid keys file.
+    py 'import json, hashlib, sys
+c = "{\"version\": 1, \"keys\": [%s, %s]}\n" % (sys.argv[1], sys.argv[2])
+print(json.dumps({"format": "pyexec-keys-export", "version": 1,
+                  "sha256": hashlib.sha256(c.encode()).hexdigest(), "content": c}))' \
+        "$(entry 1)" "$(entry 2 | sed "s/$(sha256_of throwaway-2)/$(sha256_of throwaway-1)/")" \
+        > "$BATS_TEST_TMPDIR/invalid.json"
+    run mk import "$BATS_TEST_TMPDIR/invalid.json"
+    assert_failure 1
+    assert_output --partial "holds no valid keys file"
+    [ "$(sha256sum < "$KEYS")" = "$before" ]
+}
+
+@test "import refuses an older export (a key dropped or un-revoked) unless --force" {
+    KEY1=$(mk add --name a --env test 2>/dev/null)
+    mk export --out "$BATS_TEST_TMPDIR/old.json" 2>/dev/null
+    mk revoke "$KEY1" 2>/dev/null
+    mk add --name b --env test >/dev/null 2>&1
+    mk export --out "$BATS_TEST_TMPDIR/new.json" 2>/dev/null
+    H=$BATS_TEST_TMPDIR/host.json
+    run "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/new.json"
+    assert_success
+    assert_output --partial "2 new, 0 newly revoked"
+    before=$(sha256sum < "$H")
+    run "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/old.json"
+    assert_failure 1
+    assert_output --partial "is revoked here but not in the export"
+    assert_output --partial "is here but not in the export"
+    assert_output --partial "refusing to import"
+    [ "$(sha256sum < "$H")" = "$before" ]
+    run "$MK" --keys "$H" import --force "$BATS_TEST_TMPDIR/old.json"
+    assert_success
+    cmp <(py 'import json, sys; sys.stdout.write(json.load(open(sys.argv[1]))["content"])' \
+        "$BATS_TEST_TMPDIR/old.json") "$H"
+    # A revocation arriving by import is counted as one.
+    run "$MK" --keys "$H" import "$BATS_TEST_TMPDIR/new.json"
+    assert_success
+    assert_output --partial "1 new, 1 newly revoked"
+}
+
+@test "import of a hand-formatted keys file: the export holds it as manage-keys writes it" {
+    printf '{"version":1,"keys":[%s]}' "$(entry 1 ', "rate": "10/min"')" > "$KEYS"
+    mk export --out "$BATS_TEST_TMPDIR/exp.json" 2>/dev/null
+    run "$MK" --keys "$BATS_TEST_TMPDIR/host.json" import "$BATS_TEST_TMPDIR/exp.json"
+    assert_success
+    [ "$(sha256sum < "$BATS_TEST_TMPDIR/host.json" | cut -d' ' -f1)" = \
+      "$(export_field "$BATS_TEST_TMPDIR/exp.json" sha256)" ]
+    KEYS=$BATS_TEST_TMPDIR/host.json
+    [ "$(field key_0000000000000001 rate)" = '"10/min"' ]
+}
+
+@test "export, import and export-haproxy-limits: usage errors exit 2" {
+    run mk import
+    assert_failure 2
+    run mk import a b
+    assert_failure 2
+    run mk export extra
+    assert_failure 2
+    run mk list --out x
+    assert_failure 2
+    run mk export --force
+    assert_failure 2
+    run mk import --out x y
+    assert_failure 2
+    run mk export --period 60
+    assert_failure 2
+    run mk export --out ''
+    assert_failure 2
+}
+
+# ---- export-haproxy-limits -------------------------------------------------
+
+@test "export-haproxy-limits: sha256(key) in hex and the limit per 60 s, revoked keys 0" {
+    K1=$(mk add --name own --env test --rate 40/min 2>/dev/null)
+    K2=$(mk add --name deftest --env test 2>/dev/null)
+    K3=$(mk add --name defprod --env prod 2>/dev/null)
+    K4=$(mk add --name gone --env prod --rate 5/s 2>/dev/null)
+    mk revoke "$K4" 2>/dev/null
+    run --separate-stderr mk export-haproxy-limits
+    assert_success
+    [[ $stderr == *"4 keys: 1 revoked (limit 0), 0 scaled to the period"* ]]
+    printf '%s\n' "$output" | grep -v '^#' > "$BATS_TEST_TMPDIR/map"
+    [ "$(wc -l < "$BATS_TEST_TMPDIR/map")" -eq 4 ]
+    grep -qx "$(sha256_of "$K1") 40" "$BATS_TEST_TMPDIR/map"
+    grep -qx "$(sha256_of "$K2") 60" "$BATS_TEST_TMPDIR/map"
+    grep -qx "$(sha256_of "$K3") 600" "$BATS_TEST_TMPDIR/map"
+    grep -qx "$(sha256_of "$K4") 0" "$BATS_TEST_TMPDIR/map"
+    # The hash is the one the keys file stores.
+    for id in $(key_ids); do
+        h=$(field "$id" hash | tr -d '"')
+        grep -q "^${h#sha256:} " "$BATS_TEST_TMPDIR/map"
+    done
+    # Comments say where it comes from.
+    assert_line --index 0 --partial "from $KEYS (sha256 $(sha256sum < "$KEYS" | cut -d' ' -f1))"
+}
+
+@test "export-haproxy-limits: --test-rate/--prod-rate, --period scaling (warned), --out" {
+    K1=$(mk add --name t --env test 2>/dev/null)
+    K2=$(mk add --name p --env prod 2>/dev/null)
+    K3=$(mk add --name hourly --env prod --rate 100/h 2>/dev/null)
+    run --separate-stderr mk export-haproxy-limits --test-rate 30/min --prod-rate 10/s --out "$BATS_TEST_TMPDIR/lim.map"
+    assert_success
+    [ -z "$output" ]
+    [[ $stderr == *'("p"): 10 per 1 s is 600 per 60 s for HAProxy (rounded up)'* ]]
+    [[ $stderr == *'("hourly"): 100 per 3600 s is 2 per 60 s for HAProxy (rounded up)'* ]]
+    [ "$(stat -c %a "$BATS_TEST_TMPDIR/lim.map")" = 644 ]
+    grep -qx "$(sha256_of "$K1") 30" "$BATS_TEST_TMPDIR/lim.map"
+    grep -qx "$(sha256_of "$K2") 600" "$BATS_TEST_TMPDIR/lim.map"
+    grep -qx "$(sha256_of "$K3") 2" "$BATS_TEST_TMPDIR/lim.map"
+    run mk export-haproxy-limits --period 3600
+    assert_success
+    assert_output --partial "$(sha256_of "$K3") 100"
+    assert_output --partial "$(sha256_of "$K1") 3600"
+    run mk export-haproxy-limits --period 0
+    assert_failure 1
+    run mk export-haproxy-limits --test-rate 5/week
+    assert_failure 1
+    run mk export-haproxy-limits --prod-rate -5/min
+    assert_failure 1
+}

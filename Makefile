@@ -65,6 +65,9 @@ build-asan/sandbox-probe: $(addprefix build-asan/,$(PROBE:.c=.o))
 setup:
 	scripts/setup
 
+# Each libFuzzer harness runs this long in `make test` (CI).
+TEST_FUZZ_SECONDS ?= 60
+
 # The README's two commands.
 run: setup
 	$(MAKE) all
@@ -73,6 +76,7 @@ run: setup
 test: setup
 	$(MAKE) all build/sandbox-probe asan
 	$(MAKE) -f tests/fuzz/fuzz.mk regress
+	$(MAKE) -f tests/fuzz/fuzz.mk run FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	scripts/test --all
 
 # libFuzzer (clang, ASan+UBSan) on every parser of outside input, each for

@@ -82,8 +82,8 @@ fire() {
     assert_equal "$STATUS" 429
     # kill -9 every executor process of the server (supervisors and workers).
     local sups workers
-    sups=$(pgrep -P "$SRV_PID")
-    workers=$(for sup in $sups; do pgrep -P "$sup"; done)
+    sups=$(pgrep -P "$SRV_PID" || true)
+    workers=$(for sup in $sups; do pgrep -P "$sup" || true; done)
     [ -n "$workers" ]
     for sup in $sups; do kill -9 "$sup"; done
     wait "$curl_pid" || true

@@ -112,14 +112,10 @@ static int parse_request_line(struct request *req, char *line)
         if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
             return fail(req, 400, "BadRequest", "invalid character in request target");
     req->method = line;
-    req->target = target;
     req->version = version;
-    /* Route on the path alone: drop the query string. */
-    static char path[HEAD_MAX];
-    size_t n = strcspn(target, "?#");
-    memcpy(path, target, n);
-    path[n] = '\0';
-    req->path = path;
+    /* Route on the path alone: the query string is cut off in place. */
+    target[strcspn(target, "?#")] = '\0';
+    req->path = target;
     return 0;
 }
 

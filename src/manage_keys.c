@@ -575,6 +575,18 @@ static void table_free(struct table *t)
     t->cells = NULL;
 }
 
+/* Print the table if every cell was filled (bad == 0), free it, and give the
+ * command's exit status. */
+static int table_finish(struct table *t, int bad)
+{
+    if (bad == 0)
+        table_print(t);
+    else
+        say("out of memory");
+    table_free(t);
+    return bad == 0 ? EXIT_OK : EXIT_FAIL;
+}
+
 /* Print a JSON array of n objects, object i made by item(ctx, i); an exit
  * status. */
 static int print_json(size_t n, cJSON *(*item)(const void *ctx, size_t i), const void *ctx)
@@ -803,12 +815,7 @@ static int print_table(const struct keyring *ring)
     for (size_t i = 0; bad == 0 && i < ring->count; i++)
         for (int c = 0; c < NCOLS; c++)
             bad |= table_set(&t, i + 1, c, "%s", cell(&ring->entries[i], c, buf));
-    if (bad == 0)
-        table_print(&t);
-    else
-        say("out of memory");
-    table_free(&t);
-    return bad == 0 ? EXIT_OK : EXIT_FAIL;
+    return table_finish(&t, bad);
 }
 
 /* What list --json shows of one entry: everything but the hash.  A limit
@@ -1113,12 +1120,7 @@ static int print_usage_table(const struct usage_report *rep)
                              counter_text(&rep->u[i], &counters[c], num));
         bad |= table_set(&t, i + 1, UCOLS - 1, "%s", e->name);
     }
-    if (bad == 0)
-        table_print(&t);
-    else
-        say("out of memory");
-    table_free(&t);
-    return bad == 0 ? EXIT_OK : EXIT_FAIL;
+    return table_finish(&t, bad);
 }
 
 /* One key in usage --json: who it is, then the counters as exact numbers. */

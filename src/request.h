@@ -55,7 +55,7 @@ struct request {
     size_t head_read;         /* bytes in head[] */
     size_t head_len;          /* bytes of the header block including its blank line */
 
-    const char *method, *target, *path, *version;
+    const char *method, *path, *version;
     struct header headers[HEADERS_MAX];
     size_t header_count;
 

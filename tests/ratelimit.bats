@@ -80,12 +80,15 @@ fire() {
         wait "$curl_pid" || true
     done
     assert_equal "$STATUS" 429
-    # kill -9 every executor process of the server (supervisors and workers).
-    local sups workers
+    # kill -9 the supervisor that holds the slot (the one with a worker
+    # child). Others may be exiting right now (the 429 answer's process),
+    # so a supervisor gone by the time of the kill is not a failure.
+    local sups workers holders
     sups=$(pgrep -P "$SRV_PID" || true)
-    workers=$(for sup in $sups; do pgrep -P "$sup" || true; done)
-    [ -n "$workers" ]
-    for sup in $sups; do kill -9 "$sup"; done
+    holders=$(for sup in $sups; do pgrep -P "$sup" >/dev/null && echo "$sup"; done)
+    workers=$(for sup in $holders; do pgrep -P "$sup" || true; done)
+    [ -n "$holders" ] && [ -n "$workers" ]
+    for sup in $holders; do kill -9 "$sup"; done
     wait "$curl_pid" || true
     # The orphaned workers die with their supervisor (parent-death signal),
     # long before their own 2 s wall timer.

@@ -21,12 +21,12 @@ static void stage_times(const struct request *req, char *buf, size_t len)
     long fork_at = m[MARK_PARSED];
 #define SPAN(a, b) ((a) && (b) && (b) >= (a) ? (b) - (a) : 0)
     snprintf(buf, len,
-             "head:%ld,auth:%ld,body:%ld,parse:%ld,fork:%ld,sandbox:%ld,pyinit:%ld,"
+             "head:%ld,auth:%ld,body:%ld,parse:%ld,fork:%ld,sandbox:%ld,exec:%ld,pyinit:%ld,"
              "import:%ld,lockdown:%ld,compile:%ld,run:%ld,serialise:%ld,exit:%ld,reply:%ld",
              SPAN(m[MARK_START], m[MARK_HEAD]), SPAN(m[MARK_HEAD], m[MARK_AUTH]),
              SPAN(m[MARK_AUTH], m[MARK_BODY]), SPAN(m[MARK_BODY], m[MARK_PARSED]),
              SPAN(fork_at, w[STAGE_FORKED]), SPAN(w[STAGE_FORKED], w[STAGE_SANDBOXED]),
-             SPAN(w[STAGE_SANDBOXED], w[STAGE_PY_STARTED]),
+             SPAN(w[STAGE_SANDBOXED], w[STAGE_EXECED]), SPAN(w[STAGE_EXECED], w[STAGE_PY_STARTED]),
              SPAN(w[STAGE_PY_STARTED], w[STAGE_POLICY_IMPORTED]),
              SPAN(w[STAGE_POLICY_IMPORTED], w[STAGE_LOCKED]),
              SPAN(w[STAGE_LOCKED], w[STAGE_COMPILED]), SPAN(w[STAGE_COMPILED], w[STAGE_RAN]),

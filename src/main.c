@@ -97,7 +97,9 @@ static void execute(struct request *r)
     request_mark(r, MARK_BODY);
     struct exec_body b;
     struct sandbox_ids ids;
-    if (body_parse(r, &b) == 0) {
+    int valid = body_parse(r, &b) == 0;
+    body_free(&b);   /* validated; the worker program parses its own copy */
+    if (valid) {
         request_mark(r, MARK_PARSED);
         /* The user is looked up only now: NSS costs ~0.3 ms that requests
          * refused earlier (bad key, malformed) should not pay. */
@@ -105,11 +107,10 @@ static void execute(struct request *r)
             log_error("worker user \"%s\" does not exist", cfg.user);
             fail(r, 503, "ServiceUnavailable", "server configuration is invalid; see the server log");
         } else {
-            worker_run(r, &ids, b.code, b.code_len, b.data);
+            worker_run(r, &ids);
         }
         request_mark(r, MARK_WAITED);
     }
-    body_free(&b);
 }
 
 /* Ready to serve: the keys file loads and the state directory is writable

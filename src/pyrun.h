@@ -7,15 +7,9 @@
 #include "config.h"
 #include "report.h"
 
-#define PYTHON_SO "pyexec-python.so"
-#define PYEXEC_PYTHON_ENTRY "pyexec_python_main"
-
-/* The entry point of pyexec-python.so, called in the worker after
- * sandbox_prepare: start Python, call lock_down, run the snippet, fill r.
- * Returns the worker's exit status. */
-typedef int (*pyexec_python_fn)(struct report *r, const struct limits *lim, const char *code,
-                                size_t code_len, const cJSON *data,
-                                int (*lock_down)(char *why, size_t whylen));
+/* In the worker program, after sandbox_prepare and sandbox_after_exec: start
+ * Python, call lock_down, run the snippet, fill r.  Returns the worker's exit
+ * status. */
 int pyexec_python_main(struct report *r, const struct limits *lim, const char *code,
                        size_t code_len, const cJSON *data,
                        int (*lock_down)(char *why, size_t whylen));

@@ -18,7 +18,7 @@ enum report_state {
 
 /* Points in the worker's life, for the per-stage timing breakdown. */
 enum report_stage {
-    STAGE_FORKED, STAGE_SANDBOXED, STAGE_PY_STARTED, STAGE_POLICY_IMPORTED,
+    STAGE_FORKED, STAGE_SANDBOXED, STAGE_EXECED, STAGE_PY_STARTED, STAGE_POLICY_IMPORTED,
     STAGE_LOCKED, STAGE_COMPILED, STAGE_RAN, STAGE_SERIALISED, STAGE_COUNT
 };
 

@@ -2,6 +2,8 @@
  *   namespaces (net, ipc, uts, mount) when root: escaped code has no network;
  *   rlimits: CPU seconds, no files written, no core dumps, few descriptors;
  *   user switch and capability clearing with libcap-ng, then no_new_privs;
+ *   (execve of the worker program, which re-arms what execve resets:)
+ *   CPU and wall timers, not dumpable;
  *   after the interpreter is up: Landlock and a seccomp allow-list. */
 #include "sandbox.h"
 
@@ -74,13 +76,23 @@ static int arm_timer(clockid_t clock, long ms, int signo)
 
 /* CPU: a millisecond CPU-time timer raising SIGXCPU (default action:
  * terminate), with RLIMIT_CPU in whole seconds as a backstop.  Wall time: a
- * monotonic timer sending SIGKILL, which nothing can catch. */
+ * monotonic timer sending SIGKILL, which nothing can catch.  POSIX timers do
+ * not survive execve, and execve makes the process dumpable again, so the
+ * worker program does both itself, first thing. */
+int sandbox_after_exec(const struct limits *lim)
+{
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+        arm_timer(CLOCK_PROCESS_CPUTIME_ID, lim->cpu_ms, SIGXCPU) < 0 ||
+        arm_timer(CLOCK_MONOTONIC, lim->wall_ms, SIGKILL) < 0)
+        return -1;
+    return 0;
+}
+
+/* rlimits survive execve: set before it, they bound the worker program. */
 static int apply_limits(const struct limits *lim)
 {
     rlim_t cpu = (rlim_t)((lim->cpu_ms + 999) / 1000 + 1);
-    if (arm_timer(CLOCK_PROCESS_CPUTIME_ID, lim->cpu_ms, SIGXCPU) < 0 ||
-        arm_timer(CLOCK_MONOTONIC, lim->wall_ms, SIGKILL) < 0 ||
-        set_limit(RLIMIT_CPU, cpu, cpu + 1) < 0 ||
+    if (set_limit(RLIMIT_CPU, cpu, cpu + 1) < 0 ||
         set_limit(RLIMIT_CORE, 0, 0) < 0 ||
         set_limit(RLIMIT_NOFILE, 32, 32) < 0 ||
         set_limit(RLIMIT_MEMLOCK, 0, 0) < 0 ||
@@ -97,19 +109,36 @@ static int apply_limits(const struct limits *lim)
 }
 
 /* Standard input and output become /dev/null: the worker never holds the
- * client's socket.  Every other descriptor but stderr is closed. */
-static int isolate_fds(int done_fd)
+ * client's socket.  done_fd and job_fd move to SANDBOX_DONE_FD and
+ * SANDBOX_JOB_FD, kept across execve; every other descriptor but stderr is
+ * closed. */
+static int keep_fd(int fd, int target)
+{
+    if (fd != target)
+        return dup2(fd, target) < 0 ? -1 : 0;   /* dup2 clears FD_CLOEXEC */
+    return fcntl(fd, F_SETFD, 0);
+}
+
+static int isolate_fds(int done_fd, int job_fd)
 {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
         return -1;
-    if (null > 2 && null != done_fd)
+    if (null > 2 && null != done_fd && null != job_fd)
         close(null);
     int first = 3;
     if (done_fd >= 0) {
-        if (done_fd != SANDBOX_DONE_FD && dup2(done_fd, SANDBOX_DONE_FD) < 0)
+        /* job_fd may sit on SANDBOX_DONE_FD: move it out of the way first. */
+        if (job_fd == SANDBOX_DONE_FD && (job_fd = fcntl(job_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+            return -1;
+        if (keep_fd(done_fd, SANDBOX_DONE_FD) < 0)
             return -1;
         first = SANDBOX_DONE_FD + 1;
+    }
+    if (job_fd >= 0) {
+        if (keep_fd(job_fd, SANDBOX_JOB_FD) < 0)
+            return -1;
+        first = SANDBOX_JOB_FD + 1;
     }
     return (int)syscall(SYS_close_range, first, ~0U, 0);
 }
@@ -140,13 +169,13 @@ static int drop_identity(const struct sandbox_ids *ids)
 }
 
 int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,
-                    char *why, size_t whylen)
+                    int job_fd, char *why, size_t whylen)
 {
     if (ids->have && unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS) < 0) {
         snprintf(why, whylen, "unshare namespaces: %s", strerror(errno));
         return -1;
     }
-    if (isolate_fds(done_fd) < 0) {
+    if (isolate_fds(done_fd, job_fd) < 0) {
         snprintf(why, whylen, "isolating descriptors: %s", strerror(errno));
         return -1;
     }

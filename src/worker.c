@@ -1,11 +1,13 @@
 /* Supervisor and worker.  The supervisor never runs user code: it forks a
- * worker that sandboxes itself, starts Python and runs the snippet, and waits
- * for it on a pidfd with the wall-clock limit.  The worker reports through a
- * shared mapping, so a worker killed by the timer, SIGXCPU or the OOM killer
- * still leaves its printed output and the supervisor still answers. */
+ * worker that sandboxes itself and executes the worker program
+ * (pyexec-worker), which starts Python and runs the snippet; the supervisor
+ * waits for it on a pidfd with the wall-clock limit.  The worker reports
+ * through a shared memfd, so a worker killed by the timer, SIGXCPU or the
+ * OOM killer still leaves its printed output and the supervisor still
+ * answers.  The supervisor itself never maps libpython: requests that need
+ * no Python (health, bad keys, malformed HTTP) do not pay for it. */
 #include "worker.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "handoff.h"
 #include "log.h"
-#include "pyrun.h"
 
 static long now_us(void)
 {
@@ -33,95 +35,110 @@ static long now_us(void)
     return ts.tv_sec * 1000000L + ts.tv_nsec / 1000;
 }
 
-static struct report *report_map(const struct limits *lim, size_t *size)
-{
-    *size = sizeof(struct report) + (size_t)lim->output_bytes + (size_t)lim->result_bytes;
-    struct report *r = mmap(NULL, *size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (r == MAP_FAILED)
-        return NULL;
-    r->output_cap = (size_t)lim->output_bytes;
-    r->result_cap = (size_t)lim->result_bytes;
-    return r;
-}
-
-/* The Python side lives in pyexec-python.so, loaded only here, in the worker:
- * the supervisor never maps libpython, so requests that need no Python
- * (health, bad keys, malformed HTTP) do not pay its ~4 ms of loading.  It is
- * looked for next to the executable (the build tree), then in
- * ../lib/pyexec/ (an installed tree). */
-static pyexec_python_fn load_python(struct report *r)
-{
-    char exe[PATH_MAX], path[PATH_MAX + 64];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n <= 0) {
-        snprintf(r->err_message, sizeof(r->err_message), "cannot find the executable's directory");
-        return NULL;
-    }
-    exe[n] = '\0';
-    char *slash = strrchr(exe, '/');
-    *slash = '\0';
-    static const char *const WHERE[] = { "/", "/../lib/pyexec/" };
-    for (size_t i = 0; i < sizeof(WHERE) / sizeof(WHERE[0]); i++) {
-        snprintf(path, sizeof(path), "%s%s%s", exe, WHERE[i], PYTHON_SO);
-        if (access(path, R_OK) != 0)
-            continue;
-        void *so = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-        void *fn = so ? dlsym(so, PYEXEC_PYTHON_ENTRY) : NULL;
-        if (fn)
-            return (pyexec_python_fn)fn;
-        snprintf(r->err_message, sizeof(r->err_message), "cannot load %.300s: %.600s", path, dlerror());
-        return NULL;
-    }
-    snprintf(r->err_message, sizeof(r->err_message), "%s not found next to %.800s", PYTHON_SO, exe);
-    return NULL;
-}
-
-/* The worker: never returns. */
 static long tv_ms(struct timeval tv)
 {
     return tv.tv_sec * 1000L + tv.tv_usec / 1000;
 }
 
-/* Tell the supervisor the report is complete, with our own rusage, so it
- * can answer while this process is still being torn down. */
-static void report_done(struct report *r)
+/* The job for the worker program, in a memfd that survives its execve:
+ * limits, the body, and room for the report with its output and result. */
+static struct handoff *handoff_create(const struct request *req, int *fd)
 {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) == 0) {
-        r->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
-        r->max_rss_kib = ru.ru_maxrss;
+    const struct limits *lim = &req->limits;
+    size_t report_off = (sizeof(struct handoff) + 63) & ~(size_t)63;
+    size_t report_size = sizeof(struct report) + (size_t)lim->output_bytes +
+                         (size_t)lim->result_bytes;
+    size_t body_off = report_off + report_size;
+    size_t total = body_off + req->body_len;
+    *fd = memfd_create("pyexec-job", MFD_CLOEXEC);
+    if (*fd < 0)
+        return NULL;
+    struct handoff *h = MAP_FAILED;
+    if (ftruncate(*fd, (off_t)total) == 0)
+        h = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
+    if (h == MAP_FAILED) {
+        int e = errno;
+        close(*fd);
+        errno = e;
+        return NULL;
     }
-    (void)!write(SANDBOX_DONE_FD, "d", 1);
+    h->magic = HANDOFF_MAGIC;
+    h->lim = *lim;
+    h->report_off = report_off;
+    h->body_off = body_off;
+    h->body_len = req->body_len;
+    h->total = total;
+    memcpy((char *)h + body_off, req->body, req->body_len);
+    struct report *r = handoff_report(h);
+    r->output_cap = (size_t)lim->output_bytes;
+    r->result_cap = (size_t)lim->result_bytes;
+    return h;
 }
 
-static void worker_main(struct report *r, const struct sandbox_ids *ids, int done_fd,
-                        const char *code, size_t code_len, const cJSON *data,
-                        const struct limits *lim)
+/* The worker program (pyexec-worker) is looked for next to the executable
+ * (the build tree), then in ../lib/pyexec/ (an installed tree). */
+static int find_worker_program(char *path, size_t len, struct report *r)
 {
-    char why[256];
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    if (n <= 0) {
+        snprintf(r->err_message, sizeof(r->err_message), "cannot find the executable's directory");
+        return -1;
+    }
+    exe[n] = '\0';
+    *strrchr(exe, '/') = '\0';
+    static const char *const WHERE[] = { "/", "/../lib/pyexec/" };
+    for (size_t i = 0; i < sizeof(WHERE) / sizeof(WHERE[0]); i++) {
+        snprintf(path, len, "%s%s%s", exe, WHERE[i], WORKER_PROGRAM);
+        if (access(path, X_OK) == 0)
+            return 0;
+    }
+    snprintf(r->err_message, sizeof(r->err_message), "%s not found next to %.800s",
+             WORKER_PROGRAM, exe);
+    return -1;
+}
+
+/* The worker program gets no environment but the sanitizers' settings. */
+static void worker_env(char **env, size_t n)
+{
+    static const char *const KEEP[] = { "ASAN_OPTIONS=", "UBSAN_OPTIONS=", "LSAN_OPTIONS=" };
+    size_t k = 0;
+    for (char **e = environ; *e && k + 1 < n; e++)
+        for (size_t i = 0; i < sizeof(KEEP) / sizeof(KEEP[0]); i++)
+            if (strncmp(*e, KEEP[i], strlen(KEEP[i])) == 0)
+                env[k++] = *e;
+    env[k] = NULL;
+}
+
+/* The forked child: sandbox itself, then become the worker program.  Never
+ * returns. */
+static void worker_child(struct report *r, const struct sandbox_ids *ids, int done_fd,
+                         int job_fd, const struct limits *lim)
+{
+    char why[256], path[PATH_MAX + 64];
     report_stage(r, STAGE_FORKED);
     pid_t supervisor = getppid();
-    if (sandbox_prepare(ids, lim, done_fd, why, sizeof(why)) < 0) {
+    if (find_worker_program(path, sizeof(path), r) < 0) {
+        r->state = REPORT_INTERNAL;
+        _exit(4);
+    }
+    if (sandbox_prepare(ids, lim, done_fd, job_fd, why, sizeof(why)) < 0) {
         r->state = REPORT_INTERNAL;
         snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);
         _exit(3);
     }
     /* If the supervisor dies, so does the worker: nobody would read it.  Set
-     * after the identity change, which clears it. */
+     * after the identity change, which clears it; execve keeps it. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != supervisor)
         _exit(6);
     report_stage(r, STAGE_SANDBOXED);
-    pyexec_python_fn python = load_python(r);
-    if (!python) {
-        r->state = REPORT_INTERNAL;
-        _exit(4);
-    }
-    int status = python(r, lim, code, code_len, data, sandbox_lock_down);
-    if (status == 0)
-        report_done(r);
-    /* No interpreter finalisation: the process ends here and the kernel
-     * reclaims everything at once. */
-    _exit(status);
+    char *argv[] = { (char *)WORKER_PROGRAM, NULL }, *env[8];
+    worker_env(env, sizeof(env) / sizeof(env[0]));
+    execve(path, argv, env);
+    r->state = REPORT_INTERNAL;
+    snprintf(r->err_message, sizeof(r->err_message), "cannot execute %.800s: %s", path,
+             strerror(errno));
+    _exit(4);
 }
 
 #define BACKSTOP_MS 250   /* the worker's own SIGKILL timer should fire first */
@@ -266,33 +283,37 @@ static void judge(struct outcome *o, struct report *r, int status, const struct 
     }
 }
 
-int worker_run(struct request *req, const struct sandbox_ids *ids, const char *code,
-               size_t code_len, const cJSON *data)
+int worker_run(struct request *req, const struct sandbox_ids *ids)
 {
-    size_t size;
-    struct report *r = report_map(&req->limits, &size);
-    if (!r)
-        return fail(req, 503, "ServiceUnavailable", "cannot map the worker report: %s",
+    int job_fd;
+    struct handoff *h = handoff_create(req, &job_fd);
+    if (!h)
+        return fail(req, 503, "ServiceUnavailable", "cannot map the worker's job: %s",
                     strerror(errno));
+    struct report *r = handoff_report(h);
+    size_t size = h->total;
     int done[2];
     if (pipe2(done, O_CLOEXEC) < 0) {
-        munmap(r, size);
+        munmap(h, size);
+        close(job_fd);
         return fail(req, 503, "ServiceUnavailable", "cannot make a pipe: %s", strerror(errno));
     }
     long start = now_us();
     fflush(stderr);
     pid_t pid = fork();
     if (pid < 0) {
-        munmap(r, size);
+        munmap(h, size);
+        close(job_fd);
         close(done[0]);
         close(done[1]);
         return fail(req, 503, "ServiceUnavailable", "cannot start a worker: %s", strerror(errno));
     }
     if (pid == 0) {
         close(done[0]);
-        worker_main(r, ids, done[1], code, code_len, data, &req->limits);
+        worker_child(r, ids, done[1], job_fd, &req->limits);
     }
     close(done[1]);
+    close(job_fd);
 
     int status = 0;
     struct rusage ru;
@@ -312,6 +333,6 @@ int worker_run(struct request *req, const struct sandbox_ids *ids, const char *c
     }
     judge(o, r, status, &req->limits);
     memcpy(req->stage_us, r->stage_us, sizeof(req->stage_us));
-    munmap(r, size);
+    munmap(h, size);
     return 0;
 }

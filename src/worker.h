@@ -3,16 +3,13 @@
 #ifndef PYEXEC_WORKER_H
 #define PYEXEC_WORKER_H
 
-#include <cJSON.h>
-
 #include "request.h"
 #include "sandbox.h"
 
-/* Run code over data in a sandboxed worker under req->limits.  Always fills
- * req->out (also when the worker is killed); -1 only when no worker could be
- * started, with req->fail set. */
-int worker_run(struct request *req, const struct sandbox_ids *ids, const char *code,
-               size_t code_len, const cJSON *data);
+/* Run the request's (validated) body in a sandboxed worker under
+ * req->limits.  Always fills req->out (also when the worker is killed); -1
+ * only when no worker could be started, with req->fail set. */
+int worker_run(struct request *req, const struct sandbox_ids *ids);
 
 /* Wait for a worker that reported done before it ended (no-op otherwise). */
 void worker_reap(struct request *req);

@@ -170,3 +170,57 @@ setup() { load helpers; }
     assert_equal "$STATUS" 200
     grep -q "env=prod" "$SRV_LOG"
 }
+
+# Scan a process's readable memory for a byte string; prints "found" or
+# "absent" (root reads any process's memory, dumpable or not).
+MEMSCAN_PY='
+import re, sys
+pid, needle = sys.argv[1], sys.argv[2].encode()
+found = False
+with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
+    for line in maps:
+        m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
+        lo, hi, perms = int(m[1], 16), int(m[2], 16), m[3]
+        if "r" not in perms or hi - lo > 1 << 30 or "[vvar" in line or "[vsyscall" in line:
+            continue
+        try:
+            mem.seek(lo)
+            if needle in mem.read(hi - lo):
+                found = True
+                break
+        except OSError:
+            pass
+print("found" if found else "absent")
+'
+
+@test "the worker is a program of its own: no environment, no API key in its memory" {
+    curl -s -o /dev/null -m 30 -X POST "$URL/execute" -H "X-API-Key: $KEY" \
+        -H 'Content-Type: application/json' \
+        -d '{"code": "while True: pass", "limits": {"timeout_ms": 2000}}' 3>&- &
+    local curl_pid=$! sup="" worker="" i
+    for i in $(seq 1 100); do
+        for sup in $(pgrep -P "$SRV_PID"); do
+            worker=$(pgrep -P "$sup" | head -n 1)
+            [ -n "$worker" ] && [ "$(readlink "/proc/$worker/exe")" != "$(readlink "/proc/$sup/exe")" ] &&
+                break 2
+            worker=""
+        done
+        sleep 0.05
+    done
+    [ -n "$worker" ]
+    # It executed pyexec-worker, with an empty environment (sanitizer
+    # settings aside), and it is not dumpable.
+    run readlink "/proc/$worker/exe"
+    assert_output --regexp '/pyexec-worker$'
+    run bash -c "tr '\0' '\n' < /proc/$worker/environ | grep -v '^[A-Z]*SAN_OPTIONS='"
+    assert_output ""
+    run /usr/bin/python3 -c "import os; print(os.stat('/proc/$worker').st_uid)"
+    [ "$output" != "$(id -u)" ] || [ "$(id -u)" != 0 ]
+    # The supervisor still holds the key (the request it read): the scan
+    # finds it there, and not in the worker, which never had its memory.
+    run /usr/bin/python3 -c "$MEMSCAN_PY" "$sup" "$KEY"
+    assert_output found
+    run /usr/bin/python3 -c "$MEMSCAN_PY" "$worker" "$KEY"
+    assert_output absent
+    wait "$curl_pid" || true
+}

@@ -1,10 +1,11 @@
 #!/usr/bin/env bats
 # valgrind --leak-check=full over the supervisor for a representative set of
 # requests: every request path in our C before and after the worker.  The
-# worker itself cannot run under valgrind (valgrind's own system calls are
-# refused by the worker's seccomp filter, and it is killed), so it is covered
-# by the ASan/UBSan build and the libFuzzer harnesses instead.  No
-# suppressions are needed: the supervisor never loads libpython.
+# worker program runs natively (valgrind does not follow execve here; under
+# valgrind its own system calls would be refused by the worker's seccomp
+# filter), so it is covered by the ASan/UBSan build and the libFuzzer
+# harnesses instead.  No suppressions are needed: the supervisor never loads
+# libpython.
 
 setup_file() {
     load helpers

@@ -83,6 +83,7 @@ struct request {
     struct failure fail;
     struct outcome out;
     pid_t worker_pid;         /* a worker still to reap, 0 when none */
+    long worker_deadline_us;  /* when it must be gone (CLOCK_MONOTONIC) */
     char *text;               /* owned; a non-JSON-outcome body (health, metrics) */
     const char *text_type;
 

@@ -187,10 +187,29 @@ static int wait_worker(pid_t pid, int done_fd, long wall_ms, int *status, struct
     return 0;
 }
 
+/* A worker that said "done" ends within moments (its teardown), and its
+ * own wall timer ends it anyway; whatever it does, the supervisor waits no
+ * longer than that timer plus BACKSTOP_MS, then kills it. */
 void worker_reap(struct request *req)
 {
     if (req->worker_pid <= 0)
         return;
+    int pfd = (int)syscall(SYS_pidfd_open, req->worker_pid, 0);
+    while (pfd >= 0) {
+        long left = (req->worker_deadline_us - now_us()) / 1000;
+        struct pollfd p = { .fd = pfd, .events = POLLIN };
+        int n = left > 0 ? poll(&p, 1, (int)left + 1) : 0;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) {
+            log_error("worker %d outlived its wall timer after reporting; killing it",
+                      (int)req->worker_pid);
+            syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+        }
+        break;
+    }
+    if (pfd >= 0)
+        close(pfd);
     while (waitpid(req->worker_pid, NULL, 0) < 0 && errno == EINTR)
         ;
     req->worker_pid = 0;
@@ -210,14 +229,43 @@ static void set_error(struct outcome *o, const char *kind, const char *type, con
     va_end(ap);
 }
 
-/* What the worker reported, if it lived to report it. */
-static void take_report(struct outcome *o, struct report *r, const struct limits *lim)
+/* The report lives in memory the worker can write, and a worker that said
+ * "done" may still be running: after user code, nothing in it is trusted
+ * and nothing is read twice.  One copy of the header is taken; the areas'
+ * sizes come from the supervisor's own limits, lengths are clamped to them
+ * and strings terminated, so even a worker taken over entirely cannot make
+ * the supervisor read outside the mapping. */
+struct verdict {
+    struct report hdr;      /* the copy (no area: it has no size here) */
+    const char *output;     /* output_len bytes in the mapping */
+    const char *result;     /* result_len bytes in the mapping */
+};
+
+static void read_report(struct verdict *v, struct report *r, const struct limits *lim)
 {
+    memcpy(&v->hdr, r, sizeof(v->hdr));
+    struct report *h = &v->hdr;
+    h->output_cap = (size_t)lim->output_bytes;
+    h->result_cap = (size_t)lim->result_bytes;
+    if (h->output_len > h->output_cap)
+        h->output_len = h->output_cap;
+    if (h->result_len > h->result_cap)
+        h->result_len = h->result_cap;
+    h->err_type[sizeof(h->err_type) - 1] = '\0';
+    h->err_message[sizeof(h->err_message) - 1] = '\0';
+    v->output = r->area;
+    v->result = r->area + h->output_cap;
+}
+
+/* What the worker reported, if it lived to report it. */
+static void take_report(struct outcome *o, const struct verdict *v, const struct limits *lim)
+{
+    const struct report *r = &v->hdr;
     switch (r->state) {
     case REPORT_OK:
         o->success = true;
         o->kind = "ok";
-        o->result_json = strndup(report_result(r), r->result_len);
+        o->result_json = strndup(v->result, r->result_len);
         if (!o->result_json)
             set_error(o, "internal", "InternalError", "out of memory copying the result");
         return;
@@ -242,12 +290,13 @@ static void take_report(struct outcome *o, struct report *r, const struct limits
 }
 
 /* Judge the worker's end: killed for time or memory, crashed, or reported. */
-static void judge(struct outcome *o, struct report *r, int status, const struct limits *lim)
+static void judge(struct outcome *o, const struct verdict *v, int status, const struct limits *lim)
 {
+    const struct report *r = &v->hdr;
     int timed_out = WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL &&
                     o->wall_ms >= lim->wall_ms;
     if (r->state == REPORT_OUTPUT_LIMIT) {
-        take_report(o, r, lim);
+        take_report(o, v, lim);
     } else if (timed_out) {
         set_error(o, "timeout", "TimeoutError", "wall time limit of %ld ms exceeded", lim->wall_ms);
     } else if (WIFSIGNALED(status) && (WTERMSIG(status) == SIGXCPU ||
@@ -266,17 +315,17 @@ static void judge(struct outcome *o, struct report *r, int status, const struct 
         set_error(o, "crash", "InternalError", "the worker died from signal %d", WTERMSIG(status));
         log_error("worker died from signal %d", WTERMSIG(status));
     } else if (r->state == REPORT_NONE || r->state == REPORT_INTERNAL) {
-        take_report(o, r, lim);
+        take_report(o, v, lim);
         log_error("worker failed: %s (exit %d)", o->err_message,
                   WIFEXITED(status) ? WEXITSTATUS(status) : -1);
     } else {
-        take_report(o, r, lim);
+        take_report(o, v, lim);
     }
-    o->output_truncated = r->output_truncated;
+    o->output_truncated = r->output_truncated != 0;
     o->output_len = r->output_len;
     o->output = malloc(r->output_len + 1);
     if (o->output) {
-        memcpy(o->output, report_output(r), r->output_len);
+        memcpy(o->output, v->output, r->output_len);
         o->output[r->output_len] = '\0';
     } else {
         o->output_len = 0;
@@ -323,16 +372,19 @@ int worker_run(struct request *req, const struct sandbox_ids *ids)
     struct outcome *o = &req->out;
     o->ran = true;
     o->wall_ms = (now_us() - start) / 1000;
+    struct verdict v;
+    read_report(&v, r, &req->limits);
     if (early) {
         req->worker_pid = pid;   /* reaped after the answer is sent */
-        o->cpu_ms = r->cpu_ms;
-        o->max_rss_kib = r->max_rss_kib;
+        req->worker_deadline_us = start + (req->limits.wall_ms + BACKSTOP_MS) * 1000;
+        o->cpu_ms = v.hdr.cpu_ms;
+        o->max_rss_kib = v.hdr.max_rss_kib;
     } else {
         o->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
         o->max_rss_kib = ru.ru_maxrss;
     }
-    judge(o, r, status, &req->limits);
-    memcpy(req->stage_us, r->stage_us, sizeof(req->stage_us));
+    judge(o, &v, status, &req->limits);
+    memcpy(req->stage_us, v.hdr.stage_us, sizeof(req->stage_us));
     munmap(h, size);
     return 0;
 }

@@ -9,6 +9,7 @@ setup() { load helpers; }
 teardown() {
     [ -f "$BATS_TEST_TMPDIR/alt.pid" ] && kill "$(cat "$BATS_TEST_TMPDIR/alt.pid")" 2>/dev/null
     if [ -n "${ALT_MNT:-}" ]; then umount -l "$ALT_MNT" 2>/dev/null; fi
+    if [ -n "${HOSTILE_DIR:-}" ]; then rm -rf "$HOSTILE_DIR"; fi
     true
 }
 
@@ -110,4 +111,58 @@ alt_server() {
     assert_success
     n=$(echo "$output" | /usr/bin/python3 -c 'import json,sys; print([e["requests"] for e in json.load(sys.stdin) if e["name"] == "bats test"][0])')
     assert_equal "$n" 2
+}
+
+# hostile_server: an alternate server whose worker program is
+# tests/hostile-worker.c, a stand-in for a worker taken over entirely.  Its
+# directory must be reachable by the worker's user (nobody, when root).
+hostile_server() {
+    HOSTILE_DIR=$(mktemp -d /tmp/pyexec-hostile.XXXXXX)
+    chmod 711 "$HOSTILE_DIR"
+    cp "$PYEXEC_BIN" "$HOSTILE_DIR/pyexec"
+    cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -I"$ROOT/src" \
+        -o "$HOSTILE_DIR/pyexec-worker" "$ROOT/tests/hostile-worker.c"
+    chmod 755 "$HOSTILE_DIR/pyexec" "$HOSTILE_DIR/pyexec-worker"
+    PYEXEC_BIN="$HOSTILE_DIR/pyexec" alt_server
+}
+
+# Children of the alternate server (its supervisors and their workers).
+alt_processes() {
+    local sup
+    for sup in $(pgrep -P "$(cat "$BATS_TEST_TMPDIR/alt.pid")"); do
+        echo "$sup"
+        pgrep -P "$sup" || true
+    done
+}
+
+@test "a taken-over worker cannot make the supervisor read outside its report" {
+    hostile_server
+    post_execute '{"code": "lengths", "limits": {"timeout_ms": 1000, "output_bytes": 1000, "result_bytes": 1000}}'
+    assert_equal "$STATUS" 200
+    # Lengths and area sizes are the supervisor's own: 1000 bytes of output
+    # and of result, however large the worker claimed them.
+    [ "${#BODY}" -lt 3000 ]
+    assert_equal "$(json_get "$BODY" 'len(j["output"])')" 1000
+    assert_equal "$(json_get "$BODY" 'len(str(j["result"]))')" 1000
+    run curl -s "$URL/health"
+    assert_output '{"status":"ok"}'
+}
+
+@test "a worker that lingers after reporting is killed at its wall limit" {
+    hostile_server
+    local t0=$SECONDS
+    post_execute '{"code": "linger", "limits": {"timeout_ms": 1000}}'
+    assert_equal "$STATUS" 200
+    assert_equal "$(json_get "$BODY" 'j["result"]')" 42
+    # Answered at once; the supervisor then waits no longer than the wall
+    # limit (plus its 250 ms backstop) before it kills the worker and exits.
+    local left=""
+    for i in $(seq 1 60); do
+        left=$(alt_processes)
+        [ -z "$left" ] && break
+        sleep 0.1
+    done
+    assert_equal "$left" ""
+    [ $((SECONDS - t0)) -le 5 ]
+    grep -q "outlived its wall timer after reporting; killing it" "$SRV_LOG"
 }

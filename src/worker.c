@@ -253,6 +253,10 @@ static void read_report(struct verdict *v, struct report *r, const struct limits
         h->result_len = h->result_cap;
     h->err_type[sizeof(h->err_type) - 1] = '\0';
     h->err_message[sizeof(h->err_message) - 1] = '\0';
+    if (h->cpu_ms < 0)   /* figures that feed the usage counters */
+        h->cpu_ms = 0;
+    if (h->max_rss_kib < 0)
+        h->max_rss_kib = 0;
     v->output = r->area;
     v->result = r->area + h->output_cap;
 }

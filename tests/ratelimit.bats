@@ -85,7 +85,7 @@ fire() {
     # so a supervisor gone by the time of the kill is not a failure.
     local sups workers holders
     sups=$(pgrep -P "$SRV_PID" || true)
-    holders=$(for sup in $sups; do pgrep -P "$sup" >/dev/null && echo "$sup"; done)
+    holders=$(for sup in $sups; do if pgrep -P "$sup" >/dev/null; then echo "$sup"; fi; done)
     workers=$(for sup in $holders; do pgrep -P "$sup" || true; done)
     [ -n "$holders" ] && [ -n "$workers" ]
     for sup in $holders; do kill -9 "$sup"; done

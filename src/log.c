@@ -59,12 +59,18 @@ void log_request(const struct request *req, int status)
             request_elapsed_ms(req), req->bytes_in, req->bytes_out, stages);
 }
 
+/* One line per error, whatever the message holds (a path from the
+ * environment, text from a worker): control characters become '?', so no
+ * message can forge a log line of its own. */
 void log_error(const char *fmt, ...)
 {
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fputs("pyexec: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    for (char *c = msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    fprintf(stderr, "pyexec: error: %s\n", msg);
 }

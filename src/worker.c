@@ -50,11 +50,14 @@ static struct handoff *handoff_create(const struct request *req, int *fd)
                          (size_t)lim->result_bytes;
     size_t body_off = report_off + report_size;
     size_t total = body_off + req->body_len;
-    *fd = memfd_create("pyexec-job", MFD_CLOEXEC);
+    *fd = memfd_create("pyexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);
     if (*fd < 0)
         return NULL;
+    /* Sealed at its size: the worker cannot shrink it under the
+     * supervisor's mapping (which would then fault on reading the report). */
     struct handoff *h = MAP_FAILED;
-    if (ftruncate(*fd, (off_t)total) == 0)
+    if (ftruncate(*fd, (off_t)total) == 0 &&
+        fcntl(*fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) == 0)
         h = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_SHARED, *fd, 0);
     if (h == MAP_FAILED) {
         int e = errno;
@@ -253,6 +256,11 @@ static void read_report(struct verdict *v, struct report *r, const struct limits
         h->result_len = h->result_cap;
     h->err_type[sizeof(h->err_type) - 1] = '\0';
     h->err_message[sizeof(h->err_message) - 1] = '\0';
+    /* An error type is a Python class name: anything else is not ours. */
+    size_t tn = strlen(h->err_type);
+    if (tn && strspn(h->err_type, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                                  "0123456789_") != tn)
+        snprintf(h->err_type, sizeof(h->err_type), "InternalError");
     if (h->cpu_ms < 0)   /* figures that feed the usage counters */
         h->cpu_ms = 0;
     if (h->max_rss_kib < 0)

@@ -166,3 +166,20 @@ alt_processes() {
     [ $((SECONDS - t0)) -le 5 ]
     grep -q "outlived its wall timer after reporting; killing it" "$SRV_LOG"
 }
+
+@test "a taken-over worker can neither shrink the shared report nor forge log lines" {
+    hostile_server
+    post_execute '{"code": "shrink", "limits": {"timeout_ms": 1000}}'
+    assert_equal "$STATUS" 200
+    assert_equal "$(json_get "$BODY" 'j["result"]')" 42
+    post_execute '{"code": "inject", "limits": {"timeout_ms": 1000}}'
+    assert_equal "$STATUS" 500
+    assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" InternalError
+    post_execute '{"code": "injectmsg", "limits": {"timeout_ms": 1000}}'
+    assert_equal "$STATUS" 500
+    assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" InternalError
+    sleep 0.2
+    run grep -c '^pyexec: request_id=forged' "$SRV_LOG"
+    assert_output 0
+    grep -q '^pyexec: error: worker failed: broken?pyexec: request_id=forged' "$SRV_LOG"
+}

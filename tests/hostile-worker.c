@@ -4,9 +4,15 @@
  *   lengths  a report whose lengths, area sizes and strings point far
  *            outside the mapping, rewritten again and again after "done"
  *   linger   a valid report and "done", then it never ends
+ *   shrink   a valid report, then it tries to shrink the shared memfd
+ *            under the supervisor's mapping
+ *   inject   a snippet error whose type carries line breaks and a forged
+ *            log line
+ *   injectmsg  an internal error whose message does the same
  * The supervisor must answer well-formed, read nothing outside the report,
  * and never wait for the worker past its wall limit. */
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -44,9 +50,24 @@ int main(void)
         for (;;)
             scramble(r);
     }
+    static const char forged[] = "\npyexec: request_id=forged status=200 outcome=ok\n";
+    if (memmem(body, n, "injectmsg", 9)) {
+        snprintf(r->err_message, sizeof(r->err_message), "broken%s", forged);
+        r->state = REPORT_INTERNAL;
+        return 1;
+    }
+    if (memmem(body, n, "inject", 6)) {
+        snprintf(r->err_type, sizeof(r->err_type), "X%s", forged);
+        snprintf(r->err_message, sizeof(r->err_message), "raised");
+        r->state = REPORT_ERROR;
+        (void)!write(SANDBOX_DONE_FD, "d", 1);
+        return 0;
+    }
     memcpy(report_result(r), "42", 2);
     r->result_len = 2;
     r->state = REPORT_OK;
+    if (memmem(body, n, "shrink", 6) && ftruncate(SANDBOX_JOB_FD, 0) == 0)
+        return 3;   /* it worked: the supervisor will fault reading the report */
     (void)!write(SANDBOX_DONE_FD, "d", 1);
     for (;;)
         pause();

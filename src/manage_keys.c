@@ -735,7 +735,7 @@ static int store_key(const struct options *o, const char *path, struct new_key *
     if (keystore_open(&ks, path) != 0)
         goto out;
     if (make_key(o->env, &ks.ring, k) != 0) {
-        snprintf(ks.err, sizeof ks.err, "cannot generate a key (libcrypto failed)");
+        snprintf(ks.err, sizeof ks.err, "cannot generate a key (libsodium failed)");
         goto out;
     }
     e = entry_json(o, k);
@@ -884,6 +884,18 @@ static int find_entry(const struct keyring *ring, const char *target, size_t *id
     return found;
 }
 
+/* find_entry for a command: 0 with *idx, or -1 after saying why. */
+static int locate_entry(const struct keystore *ks, const char *target, size_t *idx)
+{
+    int found = find_entry(&ks->ring, target, idx);
+
+    if (found < 0)
+        say("cannot hash the key (libsodium failed)");
+    else if (found == 0)
+        say("no key in %s has that id or key", ks->path);
+    return found > 0 ? 0 : -1;
+}
+
 /* Set revoked_at of entry idx in the document; 0 or -1. */
 static int mark_revoked(struct keystore *ks, size_t idx)
 {
@@ -904,16 +916,9 @@ static int revoke_entry(struct keystore *ks, const char *target)
 {
     const struct key_entry *e;
     size_t idx = 0;
-    int found = find_entry(&ks->ring, target, &idx);
 
-    if (found < 0) {
-        say("cannot hash the key (libcrypto failed)");
+    if (locate_entry(ks, target, &idx) != 0)
         return EXIT_FAIL;
-    }
-    if (found == 0) {
-        say("no key in %s has that id or key", ks->path);
-        return EXIT_FAIL;
-    }
     e = &ks->ring.entries[idx];
     if (e->revoked_at != NULL) {
         say("%s (\"%s\") was already revoked at %s; nothing changed", e->id, e->name,
@@ -983,16 +988,9 @@ static int set_entry(struct keystore *ks, const struct options *o)
     const char *r, *c;
     const struct key_entry *e;
     size_t idx = 0;
-    int found = find_entry(&ks->ring, o->arg, &idx);
 
-    if (found < 0) {
-        say("cannot hash the key (libcrypto failed)");
+    if (locate_entry(ks, o->arg, &idx) != 0)
         return EXIT_FAIL;
-    }
-    if (found == 0) {
-        say("no key in %s has that id or key", ks->path);
-        return EXIT_FAIL;
-    }
     if (change_entry(ks, idx, o) != 0) {
         say("cannot change %s: out of memory", ks->ring.entries[idx].id);
         return EXIT_FAIL;

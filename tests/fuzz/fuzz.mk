@@ -74,7 +74,7 @@ $(OBJ)/src_%.o: $(SRC)/%.c $(wildcard $(SRC)/*.h)
 	@mkdir -p $(OBJ)
 	$(FUZZ_CC) $(CFLAGS_FUZZ) -c -o $@ $<
 
-$(OBJ)/%.o: $(FUZZ_DIR)/%.c $(wildcard $(SRC)/*.h)
+$(OBJ)/%.o: $(FUZZ_DIR)/%.c $(wildcard $(SRC)/*.h) $(wildcard $(FUZZ_DIR)/*.h)
 	@mkdir -p $(OBJ)
 	$(FUZZ_CC) $(CFLAGS_FUZZ) $(WARN) -c -o $@ $<
 

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_python.h"
 #include "jsonext.h"
 #include "pyconv.h"
 
@@ -76,47 +77,15 @@ static const char REFERENCE_PY[] =
     "    return _refusable(json.loads(s, object_pairs_hook=list))\n";
 static char out1[OUT_CAP], out2[OUT_CAP];
 
-static void die_status(PyStatus st, const char *what)
-{
-    fprintf(stderr, "fuzz_pyconv: %s: %s\n", what, st.err_msg ? st.err_msg : "failed");
-    abort();
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    PyPreConfig pre;
-    PyPreConfig_InitIsolatedConfig(&pre);
-    pre.allocator = PYMEM_ALLOCATOR_MALLOC;
-    PyStatus st = Py_PreInitialize(&pre);
-    if (PyStatus_Exception(st))
-        die_status(st, "Py_PreInitialize");
-
-    PyConfig c;
-    PyConfig_InitIsolatedConfig(&c);
-    c.site_import = 0;
-    c.write_bytecode = 0;
-    c.install_signal_handlers = 0;
-    c.parse_argv = 0;
-    c.configure_c_stdio = 0;
-    st = Py_InitializeFromConfig(&c);
-    PyConfig_Clear(&c);
-    if (PyStatus_Exception(st))
-        die_status(st, "Py_InitializeFromConfig");
-
-    PyObject *globals = PyDict_New();
-    PyObject *done = globals ? PyRun_String(REFERENCE_PY, Py_file_input, globals, globals) : NULL;
-    Py_XDECREF(done);
-    refusable = done ? PyDict_GetItemString(globals, "refusable") : NULL;
-    json_loads = done ? PyDict_GetItemString(globals, "loads") : NULL;
-    Py_XINCREF(refusable);
-    Py_XINCREF(json_loads);
-    Py_XDECREF(globals);
-    if (!refusable || !json_loads) {
-        PyErr_Print();
-        abort();
-    }
+    static const char *const NAMES[] = { "refusable", "loads" };
+    PyObject *fns[2];
+    fuzz_python_start("fuzz_pyconv", REFERENCE_PY, NAMES, fns, 2);
+    refusable = fns[0];
+    json_loads = fns[1];
     return 0;
 }
 

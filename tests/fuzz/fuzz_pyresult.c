@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_python.h"
 #include "pyconv.h"
 
 #define OUT_CAP (64 * 1024)
@@ -84,36 +85,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc;
     (void)argv;
-    PyPreConfig pre;
-    PyPreConfig_InitIsolatedConfig(&pre);
-    pre.allocator = PYMEM_ALLOCATOR_MALLOC;   /* ASan sees every object */
-    if (PyStatus_Exception(Py_PreInitialize(&pre)))
-        abort();
-    PyConfig c;
-    PyConfig_InitIsolatedConfig(&c);
-    c.site_import = 0;
-    c.write_bytecode = 0;
-    c.install_signal_handlers = 0;
-    c.parse_argv = 0;
-    c.configure_c_stdio = 0;
-    PyStatus st = Py_InitializeFromConfig(&c);
-    PyConfig_Clear(&c);
-    if (PyStatus_Exception(st))
-        abort();
-    PyObject *globals = PyDict_New();
-    PyObject *done = globals ? PyRun_String(HELPERS_PY, Py_file_input, globals, globals) : NULL;
-    Py_XDECREF(done);
-    fn_value = done ? PyDict_GetItemString(globals, "value") : NULL;
-    fn_expect = done ? PyDict_GetItemString(globals, "expect") : NULL;
-    fn_same = done ? PyDict_GetItemString(globals, "same") : NULL;
-    Py_XINCREF(fn_value);
-    Py_XINCREF(fn_expect);
-    Py_XINCREF(fn_same);
-    Py_XDECREF(globals);
-    if (!fn_value || !fn_expect || !fn_same) {
-        PyErr_Print();
-        abort();
-    }
+    static const char *const NAMES[] = { "value", "expect", "same" };
+    PyObject *fns[3];
+    fuzz_python_start("fuzz_pyresult", HELPERS_PY, NAMES, fns, 3);
+    fn_value = fns[0];
+    fn_expect = fns[1];
+    fn_same = fns[2];
     return 0;
 }
 

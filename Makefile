@@ -55,9 +55,13 @@ build/manage-keys: $(addprefix build/,$(MKEYS:.c=.o))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_KEY)
 build/sandbox-probe: $(addprefix build/,$(PROBE:.c=.o))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_PY) $(LIBS_SUP)
+# Test-only: unit and property tests of the allocator hooks (tests/memlimit.bats).
+build/memlimit-test: tests/memlimit-test.c build/memlimit.o src/memlimit.h | build
+	$(CC) $(CFLAGS) -Isrc $(LDFLAGS) -o $@ tests/memlimit-test.c build/memlimit.o $(LIBS_PY)
 
 # Sanitizer build (ASan + UBSan) of both tools, used by the test suite too.
-asan: build-asan/pyexec build-asan/pyexec-worker build-asan/manage-keys build-asan/sandbox-probe
+asan: build-asan/pyexec build-asan/pyexec-worker build-asan/manage-keys build-asan/sandbox-probe \
+      build-asan/memlimit-test
 build-asan/%.o: src/%.c src/*.h build/policy_py.h | build
 	$(CC) $(filter-out -O2 -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(ASAN_FLAGS) -Ibuild -c -o $@ $<
 build-asan/pyexec: $(addprefix build-asan/,$(PYEXEC:.c=.o))
@@ -68,6 +72,9 @@ build-asan/manage-keys: $(addprefix build-asan/,$(MKEYS:.c=.o))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS_KEY)
 build-asan/sandbox-probe: $(addprefix build-asan/,$(PROBE:.c=.o))
 	$(CC) $(ASAN_FLAGS) -o $@ $^ $(LIBS_PY) $(LIBS_SUP)
+build-asan/memlimit-test: tests/memlimit-test.c build-asan/memlimit.o src/memlimit.h | build
+	$(CC) $(filter-out -O2 -D_FORTIFY_SOURCE=2,$(CFLAGS)) $(ASAN_FLAGS) -Isrc -o $@ \
+	    tests/memlimit-test.c build-asan/memlimit.o $(LIBS_PY)
 
 setup:
 	scripts/setup
@@ -81,7 +88,7 @@ run: setup
 	scripts/run
 
 test: setup
-	$(MAKE) all build/sandbox-probe asan
+	$(MAKE) all build/sandbox-probe build/memlimit-test asan
 	$(MAKE) -f tests/fuzz/fuzz.mk regress
 	$(MAKE) -f tests/fuzz/fuzz.mk run FUZZ_SECONDS=$(TEST_FUZZ_SECONDS)
 	scripts/test --all

@@ -72,8 +72,18 @@ static PyObject *sink_write(PyObject *self, PyObject *arg)
     Py_RETURN_NONE;
 }
 
+/* sys.unraisablehook: an exception nobody can catch (a generator whose
+ * finally raises, a failing __del__) is dropped, never written out. */
+static PyObject *sink_discard(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    (void)arg;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef SINK_METHODS[] = {
     { "write", sink_write, METH_O, "Append printed text to the response." },
+    { "discard", sink_discard, METH_O, "Drop an unraisable exception." },
     { NULL, NULL, 0, NULL },
 };
 static struct PyModuleDef SINK_MODULE = {
@@ -96,6 +106,10 @@ static int configure(PyConfig *c)
     c->parse_argv = 0;
     c->configure_c_stdio = 0;
     c->buffered_stdio = 0;
+    /* Warnings (SyntaxWarning at compile, ...) would only cost time: the
+     * worker's stderr is /dev/null. */
+    if (PyStatus_Exception(PyWideStringList_Append(&c->warnoptions, L"ignore")))
+        return -1;
     c->module_search_paths_set = 1;
     for (size_t i = 0; i < sizeof(SEARCH_PATH) / sizeof(SEARCH_PATH[0]); i++)
         if (PyStatus_Exception(PyWideStringList_Append(&c->module_search_paths, SEARCH_PATH[i])))
@@ -139,6 +153,35 @@ static int load_policy(void)
     return fn_compile && fn_run && fn_describe ? 0 : -1;
 }
 
+static int silence_unraisable(void)
+{
+    PyObject *m = PyImport_ImportModule("_pyexec");
+    PyObject *hook = m ? PyObject_GetAttrString(m, "discard") : NULL;
+    int rc = hook ? PySys_SetObject("unraisablehook", hook) : -1;
+    Py_XDECREF(hook);
+    Py_XDECREF(m);
+    return rc;
+}
+
+/* Why the start failed, into the report (the supervisor logs it, escaped):
+ * the worker has no stderr to print a traceback on. */
+static void report_load_error(struct report *r)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *text = value ? PyObject_Str(value) : NULL;
+    const char *msg = text ? PyUnicode_AsUTF8(text) : NULL;
+    PyErr_Clear();
+    report_internal(r, "");
+    snprintf(r->err_message, sizeof(r->err_message),
+             "cannot load the policy or RestrictedPython (python3-restrictedpython >= 8.3): %s: %s",
+             type ? ((PyTypeObject *)type)->tp_name : "?", msg ? msg : "?");
+    Py_XDECREF(text);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
 int pyrun_start(struct report *r, const struct limits *lim)
 {
     current = r;
@@ -155,9 +198,8 @@ int pyrun_start(struct report *r, const struct limits *lim)
     }
     PyConfig_Clear(&c);
     report_stage(r, STAGE_PY_STARTED);
-    if (load_policy() < 0) {
-        PyErr_Print();
-        report_internal(r, "cannot load the policy or RestrictedPython (python3-restrictedpython >= 8.3); see the server log");
+    if (load_policy() < 0 || silence_unraisable() < 0) {
+        report_load_error(r);
         return -1;
     }
     report_stage(r, STAGE_POLICY_IMPORTED);

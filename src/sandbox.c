@@ -108,10 +108,15 @@ static int apply_limits(const struct limits *lim)
     return 0;
 }
 
-/* Standard input and output become /dev/null: the worker never holds the
- * client's socket.  done_fd and job_fd move to SANDBOX_DONE_FD and
- * SANDBOX_JOB_FD, kept across execve; every other descriptor but stderr is
- * closed. */
+/* What the worker keeps, and why; everything else is closed:
+ *   0, 1  /dev/null: never the client's socket (the supervisor answers it);
+ *   2     /dev/null too, never the supervisor's log: CPython and escaped
+ *         code would write there (forged lines, unbounded volume) and could
+ *         lseek or set O_NONBLOCK on the shared file description.  Failures
+ *         before user code travel in the report instead;
+ *   3     SANDBOX_DONE_FD, the write end of the "report written" pipe;
+ *   4     SANDBOX_JOB_FD, the job memfd (closed once mapped, before Python).
+ * done_fd and job_fd are kept across execve. */
 static int keep_fd(int fd, int target)
 {
     if (fd != target)
@@ -122,7 +127,7 @@ static int keep_fd(int fd, int target)
 static int isolate_fds(int done_fd, int job_fd)
 {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+    if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
         return -1;
     if (null > 2 && null != done_fd && null != job_fd)
         close(null);
@@ -247,7 +252,7 @@ static const int ALLOWED_SYSCALLS[] = {
     SCMP_SYS(read), SCMP_SYS(pread64), SCMP_SYS(readv), SCMP_SYS(write), SCMP_SYS(writev),
     SCMP_SYS(close), SCMP_SYS(lseek), SCMP_SYS(fstat), SCMP_SYS(newfstatat), SCMP_SYS(statx),
     SCMP_SYS(stat), SCMP_SYS(lstat), SCMP_SYS(getdents64), SCMP_SYS(readlink),
-    SCMP_SYS(readlinkat), SCMP_SYS(getcwd), SCMP_SYS(fcntl),
+    SCMP_SYS(readlinkat), SCMP_SYS(getcwd),
     SCMP_SYS(mmap), SCMP_SYS(munmap), SCMP_SYS(mremap), SCMP_SYS(brk), SCMP_SYS(madvise),
     SCMP_SYS(mprotect), SCMP_SYS(rt_sigaction), SCMP_SYS(rt_sigprocmask),
     SCMP_SYS(rt_sigreturn), SCMP_SYS(sigaltstack), SCMP_SYS(futex), SCMP_SYS(getrandom),
@@ -258,6 +263,22 @@ static const int ALLOWED_SYSCALLS[] = {
     SCMP_SYS(uname), SCMP_SYS(exit), SCMP_SYS(exit_group), SCMP_SYS(set_robust_list),
     SCMP_SYS(rseq), SCMP_SYS(restart_syscall), SCMP_SYS(sched_getaffinity),
 };
+
+/* fcntl only with the commands the interpreter uses on its own descriptors
+ * (strace: F_GETFD; os.dup and open() want the rest).  Nothing that makes
+ * the kernel signal or notify anyone (F_SETOWN, F_SETOWN_EX, F_SETSIG,
+ * F_SETLEASE, F_NOTIFY, F_SETFL with O_ASYNC), no locks, no seals, no pipe
+ * resizing.  F_SETFL is refused whole: the interpreter never needs it.  (x86_64
+ * has no fcntl64.) */
+static int allow_fcntl(scmp_filter_ctx ctx)
+{
+    static const int CMDS[] = { F_GETFD, F_SETFD, F_GETFL, F_DUPFD, F_DUPFD_CLOEXEC };
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof(CMDS) / sizeof(CMDS[0]); i++)
+        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1,
+                              SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)CMDS[i]));
+    return rc;
+}
 
 /* Failing calls get EPERM rather than a kill, so Python raises a clean
  * OSError instead of dying mid-way; the dangerous ones are simply absent:
@@ -278,6 +299,8 @@ static int seccomp_apply(void)
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(open), 1,
                               SCMP_A1(SCMP_CMP_MASKED_EQ, wmask, 0));
+    if (rc == 0)
+        rc = allow_fcntl(ctx);
     /* ioctl only as isatty() asks it: no TIOCSTI into a terminal on stderr. */
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 1,

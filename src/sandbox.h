@@ -20,7 +20,7 @@ int sandbox_lookup_user(const char *name, struct sandbox_ids *ids);
 
 /* In the forked worker, before it executes the worker program: fresh
  * namespaces (when root), rlimits, the unprivileged user, no capabilities,
- * no_new_privs, only fds 0-2 (0 and 1 on /dev/null), done_fd moved to
+ * no_new_privs, only fds 0-2 (all on /dev/null), done_fd moved to
  * SANDBOX_DONE_FD and job_fd to SANDBOX_JOB_FD (-1: none), both kept across
  * execve.  0, or -1 with an errno-style message in why. */
 int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "pyrun.h"
@@ -42,7 +43,11 @@ int main(int argc, char **argv)
      * PROBE_NO_LOCKDOWN=1 leaves Landlock and seccomp off. */
     const char *no_lock = getenv("PROBE_NO_LOCKDOWN");
     int lock = !(no_lock && strcmp(no_lock, "1") == 0);
-    if (sandbox_prepare(&ids, lim, -1, -1, why, sizeof(why)) < 0 ||
+    /* The sandbox puts stderr on /dev/null as for the worker; the probe
+     * keeps its own through it as the done descriptor, then takes it back. */
+    int out = dup(2);
+    if (out < 0 || sandbox_prepare(&ids, lim, out, -1, why, sizeof(why)) < 0 ||
+        dup2(SANDBOX_DONE_FD, 2) < 0 || close(SANDBOX_DONE_FD) < 0 ||
         sandbox_after_exec(lim) < 0 || pyrun_start(r, lim) < 0 ||
         (lock && sandbox_lock_down(why, sizeof(why)) < 0)) {
         fprintf(stderr, "sandbox-probe: setup failed: %s %s\n", why, r->err_message);

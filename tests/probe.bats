@@ -384,3 +384,31 @@ while True: pass'
     assert_equal "$status" 137
     [ $(( (end - start) / 1000000 )) -lt 10000 ]
 }
+
+@test "fcntl: nothing that signals or notifies another process, no locks, no F_SETFL" {
+    probe 'import fcntl, struct
+F_SETOWN_EX, F_SETSIG, F_SETLEASE, F_NOTIFY, F_SETPIPE_SZ = 15, 10, 1024, 1026, 1031
+t("F_SETOWN", lambda: fcntl.fcntl(0, fcntl.F_SETOWN, os.getppid()))
+t("F_SETOWN_EX", lambda: fcntl.fcntl(0, F_SETOWN_EX, struct.pack("ii", 1, os.getppid())))
+t("F_SETSIG", lambda: fcntl.fcntl(0, F_SETSIG, 9))
+t("F_SETLEASE", lambda: fcntl.fcntl(0, F_SETLEASE, fcntl.F_RDLCK))
+t("F_NOTIFY", lambda: fcntl.fcntl(os.open("/usr/lib/python3", os.O_RDONLY), F_NOTIFY, 0x80000002))
+t("F_SETFL O_ASYNC", lambda: fcntl.fcntl(2, fcntl.F_SETFL, os.O_ASYNC))
+t("F_SETFL O_NONBLOCK", lambda: fcntl.fcntl(2, fcntl.F_SETFL, os.O_NONBLOCK))
+t("F_SETLK", lambda: fcntl.lockf(os.open(os.__file__, os.O_RDONLY), fcntl.LOCK_SH | fcntl.LOCK_NB))
+t("F_SETPIPE_SZ", lambda: fcntl.fcntl(2, F_SETPIPE_SZ, 4096))
+t("F_GETFL", lambda: fcntl.fcntl(0, fcntl.F_GETFL) & os.O_ACCMODE)
+t("F_GETFD", lambda: fcntl.fcntl(0, fcntl.F_GETFD))
+t("dup", lambda: os.dup(0) > 2)
+t("open", lambda: len(open(os.__file__).read(10)))'
+    assert_success
+    local what
+    for what in F_SETOWN F_SETOWN_EX F_SETSIG F_SETLEASE F_NOTIFY "F_SETFL O_ASYNC" \
+                "F_SETFL O_NONBLOCK" F_SETLK F_SETPIPE_SZ; do
+        assert_line "$what: PermissionError errno=1"
+    done
+    assert_line "F_GETFL: ALLOWED 2"
+    assert_line "F_GETFD: ALLOWED 0"
+    assert_line "dup: ALLOWED True"
+    assert_line "open: ALLOWED 10"
+}

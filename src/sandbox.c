@@ -51,14 +51,23 @@ int sandbox_lookup_user(const char *name, struct sandbox_ids *ids)
     return 0;
 }
 
-/* Lowering a limit needs no privilege, so EPERM means a system call filter
- * (the unit's, which then sets Limit*= itself): go on without. */
+/* Lowering a limit needs no privilege; one already tighter (the unit's
+ * Limit*=) is never raised.  A refusal (a system call filter) is accepted
+ * only when the limit in force is already at least as tight: RLIMIT_AS,
+ * which nothing else sets, is never silently skipped. */
 static int set_limit(int resource, rlim_t soft, rlim_t hard)
 {
+    struct rlimit cur;
+    if (getrlimit(resource, &cur) < 0)
+        return -1;
+    if (hard > cur.rlim_max)
+        hard = cur.rlim_max;
+    if (soft > hard)
+        soft = hard;
     struct rlimit rl = { soft, hard };
-    if (setrlimit(resource, &rl) == 0 || (errno == EPERM && geteuid() != 0))
+    if (setrlimit(resource, &rl) == 0)
         return 0;
-    return -1;
+    return errno == EPERM && cur.rlim_cur <= soft && cur.rlim_max <= hard ? 0 : -1;
 }
 
 /* A one-shot timer that sends signo to this process after ms on clock.

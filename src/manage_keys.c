@@ -3,8 +3,9 @@
  * directory); carry the keys file to other hosts (export, import) and give
  * HAProxy the per-key limits (export-haproxy-limits).
  *
- * Shell-friendly: `add` prints the new key alone on stdout, everything else
- * goes to stderr; exit 0 on success, 1 on failure, 2 on a usage error.  The
+ * Shell-friendly: `add` prints the new key alone on stdout (or, with --json,
+ * one line of JSON with its id), everything else goes to stderr; exit 0 on
+ * success, 1 on failure, 2 on a usage error (in one line, with a hint).  The
  * key itself is shown once and never stored: the file holds its SHA-256. */
 #include <errno.h>
 #include <fcntl.h>

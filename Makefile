@@ -13,6 +13,10 @@ CFLAGS  ?= -O2 -g
 CFLAGS  += -fPIC -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wformat=2 \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2 $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LDFLAGS += -Wl,-z,relro,-z,now
+# The version both programs print (--version): git's description of the
+# checkout, else this fixed one (e.g. a release tarball).
+VERSION ?= $(shell [ -e .git ] && git describe --always --dirty 2>/dev/null || echo 0.1.0)
+CFLAGS  += -DPYEXEC_VERSION='"$(VERSION)"'
 LIBS_PY  = $(shell pkg-config --libs python3-embed libcjson 2>/dev/null)
 # libcap-ng, libseccomp and libsodium are linked statically into the
 # supervisor: fewer shared objects to map and relocate at every connection.
@@ -47,6 +51,11 @@ build:
 
 build/%.o: src/%.c src/*.h build/policy_py.h | build
 	$(CC) $(CFLAGS) -Ibuild -c -o $@ $<
+# What prints the version is rebuilt when it changes.
+build/version: FORCE | build
+	@echo '$(VERSION)' | cmp -s - $@ || echo '$(VERSION)' > $@
+build/main.o build/manage_keys.o build-asan/main.o build-asan/manage_keys.o: build/version
+FORCE:
 build/pyexec: $(addprefix build/,$(PYEXEC:.c=.o))
 	$(CC) $(LDFLAGS) -o $@ $^ $(LIBS_SUP)
 build/pyexec-worker: $(addprefix build/,$(WORKER:.c=.o))
@@ -138,4 +147,4 @@ uninstall:
 clean:
 	rm -rf build build-asan build-fuzz
 
-.PHONY: all asan setup run test test-systemd test-cluster fuzz fuzz-regress bench install uninstall clean
+.PHONY: FORCE all asan setup run test test-systemd test-cluster fuzz fuzz-regress bench install uninstall clean

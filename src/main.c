@@ -19,6 +19,7 @@
 #include "request.h"
 #include "respond.h"
 #include "sandbox.h"
+#include "version.h"
 #include "worker.h"
 
 #define CONN_IN  0
@@ -198,7 +199,11 @@ static void serve(struct request *r)
 
 int main(int argc, char **argv)
 {
-    (void)argv;
+    /* Before anything touches fd 0, which systemd makes the connection. */
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        fputs("pyexec " PYEXEC_VERSION "\n", stdout);
+        return fflush(stdout) == 0 ? 0 : 1;
+    }
     if (argc > 1) {
         fprintf(stderr, "usage: pyexec  (serves one HTTP request on stdin/stdout, "
                         "as started by systemd socket activation)\n");

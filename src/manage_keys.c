@@ -3,8 +3,9 @@
  * directory); carry the keys file to other hosts (export, import) and give
  * HAProxy the per-key limits (export-haproxy-limits).
  *
- * Shell-friendly: `add` prints the new key alone on stdout, everything else
- * goes to stderr; exit 0 on success, 1 on failure, 2 on a usage error.  The
+ * Shell-friendly: `add` prints the new key alone on stdout (or, with --json,
+ * one line of JSON with its id), everything else goes to stderr; exit 0 on
+ * success, 1 on failure, 2 on a usage error (in one line, with a hint).  The
  * key itself is shown once and never stored: the file holds its SHA-256. */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +24,7 @@
 #include "keys.h"
 #include "keystore.h"
 #include "state.h"
+#include "version.h"
 
 #define PROG            "manage-keys"
 #define KEY_BYTES       24   /* 192 random bits: 48 hex digits */
@@ -50,79 +52,183 @@ struct options {
     const char *period;       /* export-haproxy-limits --period */
     const char *test_rate;    /* export-haproxy-limits --test-rate */
     const char *prod_rate;    /* export-haproxy-limits --prod-rate */
-    bool json;                /* list, usage --json */
+    bool json;                /* add, list, usage --json */
     bool force;               /* import --force */
     bool help;                /* -h, --help */
+    bool version;             /* --version */
     const char *command;
-    const char *arg;          /* revoke's or set's KEY_OR_ID, import's FILE */
+    const char *arg;          /* revoke's or set's KEY_OR_ID, import's FILE, help's COMMAND */
     int extra;                /* positional arguments after the command */
+    const char *unknown;      /* the first unknown option, or NULL */
+    char error[160];          /* else what was wrong with an option, or "" */
 };
+
+/* Printed by --help of every command, and in the overview. */
+#define COMMON_HELP \
+    "  --keys PATH       the keys file (default: $PYEXEC_KEYS if set, else\n" \
+    "                    " KEYS_DEFAULT_PATH ")\n" \
+    "  -h, --help        show this help\n"
+
+#define LIMITS_HELP \
+    "  --rate N/UNIT     at most N requests (1 to 1000000) per UNIT: s, min, h or\n" \
+    "                    day (also sec, second, minute, hour), e.g. 120/min\n" \
+    "  --concurrency N   at most N executions at once, 1 to 10000\n" \
+    "  --scope SCOPES    what the key may do, comma-separated: execute (run code)\n" \
+    "                    and admin (read /metrics), e.g. admin,execute; an\n" \
+    "                    admin-only key cannot run code\n"
+
+#define EXIT_HELP \
+    "Exit status: 0 success; 1 failure (e.g. the keys file or the key not found,\n" \
+    "an invalid file, an I/O error); 2 usage error (unknown command or option,\n" \
+    "missing or malformed option value, options that do not go together).\n"
 
 static const char usage_text[] =
     "Usage: " PROG " [--keys PATH] COMMAND [OPTIONS]\n"
+    "       " PROG " COMMAND --help | " PROG " help COMMAND | " PROG " --version\n"
     "\n"
     "Manage the API keys that pyexec accepts.  The keys file holds only SHA-256\n"
     "hashes: a key is shown once, when it is added, and cannot be shown again.\n"
     "\n"
     "Commands:\n"
-    "  add --name NAME [--description TEXT] --env test|prod\n"
-    "      [--rate N/UNIT] [--concurrency N] [--scope SCOPES]\n"
-    "                    create a key; print it alone on stdout\n"
-    "  set KEY_OR_ID [--name NAME] [--description TEXT] [--rate N/UNIT|default]\n"
-    "      [--concurrency N|default] [--scope SCOPES|default]\n"
-    "                    change a key, given the key itself or its id\n"
-    "  list [--json]     show all keys and their limits (never a key or its hash)\n"
-    "  revoke KEY_OR_ID  revoke a key, given the key itself or its id\n"
-    "  usage [--json] [--state DIR]\n"
-    "                    show what every key, revoked ones too, has used\n"
-    "  export [--out FILE]\n"
-    "                    write the keys file with its SHA-256 for import on other\n"
-    "                    hosts (to stdout, or atomically replace FILE)\n"
-    "  import [--force] FILE\n"
-    "                    check an export's checksum and contents, then replace the\n"
-    "                    keys file with it under the lock; FILE - is stdin\n"
-    "  export-haproxy-limits [--out FILE] [--period S] [--test-rate N/UNIT]\n"
-    "      [--prod-rate N/UNIT]\n"
-    "                    write HAProxy's map of per-key rate limits, one line per\n"
-    "                    key: SHA-256 of the key in hex, requests per period\n"
-    "  help              show this help\n"
+    "  add                    create a key; print it alone on stdout (or --json)\n"
+    "  set KEY_OR_ID          change a key's name, description, limits or scopes\n"
+    "  list                   show all keys and their limits (never a key or its hash)\n"
+    "  revoke KEY_OR_ID       revoke a key, given the key itself or its id\n"
+    "  usage                  show what every key, revoked ones too, has used\n"
+    "  export                 write the keys file with its SHA-256, for other hosts\n"
+    "  import FILE            check an export, then replace the keys file with it\n"
+    "  export-haproxy-limits  write HAProxy's map of per-key rate limits\n"
+    "  help [COMMAND]         show this help, or a command's\n"
     "\n"
-    "Limits and scopes of a key (without them, its environment's limits apply\n"
-    "and it may execute only):\n"
-    "  --rate N/UNIT     at most N requests (1 to 1000000) per UNIT: s, min, h or\n"
-    "                    day (also sec, second, minute, hour), e.g. 120/min\n"
-    "  --concurrency N   at most N executions at once, 1 to 10000\n"
-    "  --scope SCOPES    what the key may do, comma-separated: execute (run code)\n"
-    "                    and admin (read /metrics), e.g. admin,execute; an\n"
-    "                    admin-only key cannot run code\n"
-    "  default           with set, in place of a value: drop the key's own\n"
-    "                    setting so that the default applies again\n"
+    "Options of every command:\n"
+    COMMON_HELP
+    "  --version         print the version and exit\n"
     "\n"
-    "usage shows, per key, the requests admitted and how they ended (successes,\n"
-    "user errors, timeouts, memory errors, output limits, internal errors), the\n"
-    "requests refused by the rate or the concurrency limit, and CPU and wall-clock\n"
-    "seconds.  A key that never made a request shows zeros.\n"
+    "Every command that reads the keys file warns on stderr when group or others\n"
+    "may read or write it (it should be mode 0600); list and usage warn when it,\n"
+    "or the state directory, does not exist, and show no keys or zeros.\n"
+    "\n"
+    EXIT_HELP;
+
+static const char add_help[] =
+    "Usage: " PROG " [--keys PATH] add --name NAME --env test|prod\n"
+    "           [--description TEXT] [--rate N/UNIT] [--concurrency N]\n"
+    "           [--scope SCOPES] [--json]\n"
+    "\n"
+    "Create a key and print it alone on stdout, once: the keys file keeps only its\n"
+    "SHA-256.  Without limits and scopes of its own, the key gets its environment's\n"
+    "limits and may execute only.\n"
     "\n"
     "Options:\n"
-    "  --keys PATH       the keys file (default: $PYEXEC_KEYS if set, else\n"
-    "                    " KEYS_DEFAULT_PATH ")\n"
-    "  --state DIR       pyexec's state directory, for usage (default:\n"
-    "                    $PYEXEC_STATE if set, else " STATE_DEFAULT_DIR ")\n"
-    "  --json            list, usage: print JSON instead of a table\n"
-    "  --out FILE        export, export-haproxy-limits: write FILE (atomically)\n"
-    "                    instead of stdout\n"
-    "  --force           import: also when the export lacks keys this file has,\n"
-    "                    or would bring a revoked key back (an older export?)\n"
-    "  --period S        export-haproxy-limits: the period in seconds of HAProxy's\n"
-    "                    rate counter, gpc0_rate(S) (default 60); a key whose\n"
-    "                    window differs is scaled to it, rounded up (warned)\n"
-    "  --test-rate N/UNIT, --prod-rate N/UNIT\n"
-    "                    export-haproxy-limits: the limit of keys without their\n"
-    "                    own rate, as pyexec.conf's rate_limit per rate_window_s\n"
-    "                    says (default 60/min and 600/min, pyexec's defaults)\n"
-    "  -h, --help        show this help\n"
+    "  --name NAME       who the key is for (required)\n"
+    "  --description TEXT\n"
+    "                    free text\n"
+    "  --env test|prod   the environment, whose limits apply (required)\n"
+    LIMITS_HELP
+    "  --json            print one line of JSON instead: the id, the key and the\n"
+    "                    key's settings, as list --json shows them\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char set_help[] =
+    "Usage: " PROG " [--keys PATH] set KEY_OR_ID [--name NAME] [--description TEXT]\n"
+    "           [--rate N/UNIT|default] [--concurrency N|default]\n"
+    "           [--scope SCOPES|default]\n"
     "\n"
-    "Exit status: 0 success, 1 failure, 2 usage error.\n";
+    "Change a key, given the key itself or its id; at least one option.\n"
+    "\n"
+    "Options:\n"
+    "  --name NAME, --description TEXT\n"
+    "                    the key's new name or description\n"
+    LIMITS_HELP
+    "  default           in place of a value: drop the key's own setting so that\n"
+    "                    the default applies again\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char list_help[] =
+    "Usage: " PROG " [--keys PATH] list [--json]\n"
+    "\n"
+    "Show all keys and their limits, never a key or its hash.\n"
+    "\n"
+    "Options:\n"
+    "  --json            print JSON instead of a table\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char revoke_help[] =
+    "Usage: " PROG " [--keys PATH] revoke KEY_OR_ID\n"
+    "\n"
+    "Revoke a key, given the key itself or its id.  The entry stays in the file.\n"
+    "\n"
+    "Options:\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char usage_help[] =
+    "Usage: " PROG " [--keys PATH] usage [--json] [--state DIR]\n"
+    "\n"
+    "Show, per key (revoked ones too), the requests admitted and how they ended\n"
+    "(successes, user errors, timeouts, memory errors, output limits, internal\n"
+    "errors), the requests refused by the rate or the concurrency limit, and CPU\n"
+    "and wall-clock seconds.  A key that never made a request shows zeros.\n"
+    "\n"
+    "Options:\n"
+    "  --json            print JSON instead of a table\n"
+    "  --state DIR       pyexec's state directory (default: $PYEXEC_STATE if set,\n"
+    "                    else " STATE_DEFAULT_DIR ")\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char export_help[] =
+    "Usage: " PROG " [--keys PATH] export [--out FILE]\n"
+    "\n"
+    "Write the keys file with its SHA-256, for import on other hosts.\n"
+    "\n"
+    "Options:\n"
+    "  --out FILE        write FILE (atomically; a new one gets mode 0600) instead\n"
+    "                    of stdout\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char import_help[] =
+    "Usage: " PROG " [--keys PATH] import [--force] FILE\n"
+    "\n"
+    "Check an export's checksum and contents, then replace the keys file with it\n"
+    "under the lock.  FILE - is stdin.\n"
+    "\n"
+    "Options:\n"
+    "  --force           also when the export lacks keys this file has, or would\n"
+    "                    bring a revoked key back (an older export?)\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char limits_help[] =
+    "Usage: " PROG " [--keys PATH] export-haproxy-limits [--out FILE] [--period S]\n"
+    "           [--test-rate N/UNIT] [--prod-rate N/UNIT]\n"
+    "\n"
+    "Write HAProxy's map of per-key rate limits, one line per key: the SHA-256 of\n"
+    "the key in hex, requests per period (0: revoked).\n"
+    "\n"
+    "Options:\n"
+    "  --out FILE        write FILE (atomically) instead of stdout\n"
+    "  --period S        the period in seconds of HAProxy's rate counter,\n"
+    "                    gpc0_rate(S) (default 60); a key whose window differs is\n"
+    "                    scaled to it, rounded up (warned)\n"
+    "  --test-rate N/UNIT, --prod-rate N/UNIT\n"
+    "                    the limit of keys without their own rate, as\n"
+    "                    pyexec.conf's rate_limit per rate_window_s says (default\n"
+    "                    60/min and 600/min, pyexec's defaults)\n"
+    COMMON_HELP
+    "\n" EXIT_HELP;
+
+static const char help_help[] =
+    "Usage: " PROG " help [COMMAND]\n"
+    "\n"
+    "Show the overview of " PROG ", or the help of COMMAND.\n";
+
+/* The command that usage errors point to for help (NULL: the overview). */
+static const char *hint_cmd;
 
 /* One line on stderr, written at once so that concurrent runs do not mix. */
 __attribute__((format(printf, 1, 0)))
@@ -144,16 +250,19 @@ static void say(const char *fmt, ...)
     va_end(ap);
 }
 
-/* Report a usage error; returns -1 so that parsers can return it. */
+/* Report a usage error in one line, with where to find help; returns -1 so
+ * that parsers can return it. */
 __attribute__((format(printf, 1, 2)))
 static int usage_error(const char *fmt, ...)
 {
+    char msg[1024];
     va_list ap;
 
     va_start(ap, fmt);
-    vsay(fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "\n%s", usage_text);
+    say("%s; see '" PROG "%s%s --help'", msg, hint_cmd != NULL ? " " : "",
+        hint_cmd != NULL ? hint_cmd : "");
     return -1;
 }
 
@@ -201,24 +310,30 @@ static int parse_option(struct options *o, int argc, char **argv, int *i)
         o->force = true;
         return 0;
     }
+    if (strcmp(arg, "--version") == 0) {
+        o->version = true;
+        return 0;
+    }
     slot = value_slot(o, arg, &n);
     if (slot == NULL)
-        return usage_error("unknown option %s", arg);
-    if (*slot != NULL)
-        return usage_error("%.*s given twice", (int)n, arg);
-    if (arg[n] == '=')
+        o->unknown = arg;
+    else if (*slot != NULL)
+        snprintf(o->error, sizeof o->error, "%.*s given twice", (int)n, arg);
+    else if (arg[n] == '=')
         *slot = arg + n + 1;
     else if (*i + 1 < argc)
         *slot = argv[++*i];
     else
-        return usage_error("%s needs a value", arg);
-    return 0;
+        snprintf(o->error, sizeof o->error, "%s needs a value", arg);
+    return o->unknown != NULL || o->error[0] != '\0' ? -1 : 0;
 }
 
-/* Options may come before or after the command; "--" ends them. */
+/* Options may come before or after the command; "--" ends them.  After a
+ * bad option, only the command is looked for, so that the error can point
+ * to its help (report_parse_error). */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-    bool options_done = false;
+    bool options_done = false, bad = false;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
@@ -226,20 +341,27 @@ static int parse_args(int argc, char **argv, struct options *o)
         if (!options_done && strcmp(arg, "--") == 0)
             options_done = true;
         else if (!options_done && arg[0] == '-' && arg[1] != '\0') {
-            if (parse_option(o, argc, argv, &i) != 0)
-                return -1;
+            if (!bad && parse_option(o, argc, argv, &i) != 0)
+                bad = true;
         } else if (o->command == NULL)
             o->command = arg;
         else if (o->extra++ == 0)
             o->arg = arg;
     }
-    if (o->keys != NULL && o->keys[0] == '\0')
-        return usage_error("--keys needs a non-empty path");
-    if (o->state != NULL && o->state[0] == '\0')
-        return usage_error("--state needs a non-empty path");
-    if (o->out != NULL && o->out[0] == '\0')
-        return usage_error("--out needs a non-empty path");
-    return 0;
+    return bad ? -1 : 0;
+}
+
+static int report_parse_error(const struct options *o)
+{
+    size_t n = o->unknown != NULL ? strcspn(o->unknown, "=") : 0;
+
+    if (o->unknown != NULL && hint_cmd != NULL)
+        usage_error("unknown option '%.*s' for '%s'", (int)n, o->unknown, hint_cmd);
+    else if (o->unknown != NULL)
+        usage_error("unknown option '%.*s'", (int)n, o->unknown);
+    else
+        usage_error("%s", o->error);
+    return EXIT_USAGE;
 }
 
 /* Each option belongs to some commands (--keys and --help to all). */
@@ -254,13 +376,19 @@ static int check_args(const struct options *o)
     bool changes = o->name != NULL || o->description != NULL || o->rate != NULL ||
                    o->concurrency != NULL || o->scope != NULL;
 
+    if (o->keys != NULL && o->keys[0] == '\0')
+        return usage_error("--keys needs a non-empty path");
+    if (o->state != NULL && o->state[0] == '\0')
+        return usage_error("--state needs a non-empty path");
+    if (o->out != NULL && o->out[0] == '\0')
+        return usage_error("--out needs a non-empty path");
     if (!is_add && o->env != NULL)
         return usage_error("--env goes with add only");
     if (!is_add && !is_set && changes)
         return usage_error("--name, --description, --rate, --concurrency and --scope go "
                            "with add and set only");
-    if (o->json && !is_usage && strcmp(o->command, "list") != 0)
-        return usage_error("--json goes with list and usage only");
+    if (o->json && !is_add && !is_usage && strcmp(o->command, "list") != 0)
+        return usage_error("--json goes with add, list and usage only");
     if (o->state != NULL && !is_usage)
         return usage_error("--state goes with usage only");
     if (o->out != NULL && !is_limits && strcmp(o->command, "export") != 0)
@@ -376,16 +504,16 @@ static int check_limits(const struct options *o, bool allow_default)
     const char *or_default = allow_default ? ", or " DEFAULT_WORD : "";
 
     if (o->rate != NULL && !(allow_default && is_default(o->rate)) && !valid_rate(o->rate))
-        say("--rate must be N/UNIT with N from 1 to 1000000 and UNIT s, min, h or day "
-            "(e.g. 120/min)%s, not \"%s\"", or_default, o->rate);
+        usage_error("--rate must be N/UNIT with N from 1 to 1000000 and UNIT s, min, h or day "
+                    "(e.g. 120/min)%s, not \"%s\"", or_default, o->rate);
     else if (o->concurrency != NULL && !(allow_default && is_default(o->concurrency)) &&
              parse_concurrency(o->concurrency) < 0)
-        say("--concurrency must be an integer from 1 to %d%s, not \"%s\"", MAX_CONCURRENCY,
-            or_default, o->concurrency);
+        usage_error("--concurrency must be an integer from 1 to %d%s, not \"%s\"",
+                    MAX_CONCURRENCY, or_default, o->concurrency);
     else if (o->scope != NULL && !(allow_default && is_default(o->scope)) &&
              keys_parse_scopes(o->scope) == 0)
-        say("--scope must be execute, admin or both comma-separated (e.g. admin,execute)%s, "
-            "not \"%s\"", or_default, o->scope);
+        usage_error("--scope must be execute, admin or both comma-separated "
+                    "(e.g. admin,execute)%s, not \"%s\"", or_default, o->scope);
     else
         return 0;
     return -1;
@@ -645,15 +773,15 @@ struct new_key {
 static int check_add_input(const struct options *o)
 {
     if (o->name == NULL || o->name[0] == '\0')
-        say("add needs --name NAME (a non-empty name)");
+        usage_error("add needs --name NAME (a non-empty name)");
     else if (!is_clean_text(o->name))
-        say("--name must be UTF-8 text without control characters");
+        usage_error("--name must be UTF-8 text without control characters");
     else if (o->description != NULL && !is_clean_text(o->description))
-        say("--description must be UTF-8 text without control characters");
+        usage_error("--description must be UTF-8 text without control characters");
     else if (o->env == NULL)
-        say("add needs --env test or --env prod");
+        usage_error("add needs --env test or --env prod");
     else if (strcmp(o->env, "test") != 0 && strcmp(o->env, "prod") != 0)
-        say("--env must be test or prod, not \"%s\"", o->env);
+        usage_error("--env must be test or prod, not \"%s\"", o->env);
     else
         return check_limits(o, false);
     return -1;
@@ -725,8 +853,35 @@ static cJSON *entry_json(const struct options *o, const struct new_key *k)
     return e;
 }
 
-/* Add the key to the file under the lock; 0 or -1 (reported). */
-static int store_key(const struct options *o, const char *path, struct new_key *k)
+static cJSON *listed_json(const void *ctx, size_t i);
+
+/* add --json: the id, the key, then the entry as list --json shows it.  The
+ * key is referenced, not copied, so that only the printed text holds it. */
+static cJSON *added_json(const struct keyring *ring, const struct new_key *k)
+{
+    cJSON *out = cJSON_CreateObject(), *entry = NULL, *c;
+    size_t i = 0;
+
+    while (i < ring->count && strcmp(ring->entries[i].id, k->id) != 0)
+        i++;
+    if (out == NULL || i == ring->count || (entry = listed_json(ring, i)) == NULL ||
+        !cJSON_AddStringToObject(out, "id", k->id) ||
+        !cJSON_AddItemToObject(out, "key", cJSON_CreateStringReference(k->key))) {
+        cJSON_Delete(entry);
+        cJSON_Delete(out);
+        return NULL;
+    }
+    drop_field(entry, "id");
+    while ((c = entry->child) != NULL)   /* keeps each field's name */
+        cJSON_AddItemToArray(out, cJSON_DetachItemViaPointer(entry, c));
+    cJSON_Delete(entry);
+    return out;
+}
+
+/* Add the key to the file under the lock, and with --json make *json from
+ * the entry as stored; 0 or -1 (reported). */
+static int store_key(const struct options *o, const char *path, struct new_key *k,
+                     char **json)
 {
     struct keystore ks;
     cJSON *e = NULL;
@@ -745,6 +900,15 @@ static int store_key(const struct options *o, const char *path, struct new_key *
         goto out;
     }
     rc = keystore_commit(&ks);
+    if (rc == 0 && o->json) {
+        cJSON *doc = added_json(&ks.ring, k);
+
+        *json = doc != NULL ? cJSON_PrintUnformatted(doc) : NULL;
+        cJSON_Delete(doc);
+        if (*json == NULL)
+            say("%s was added, but printing it as JSON ran out of memory; revoke it: " PROG
+                " revoke %s", k->id, k->id);
+    }
 out:
     if (rc != 0)
         say("%s", ks.err);
@@ -755,14 +919,15 @@ out:
 static int cmd_add(const struct options *o, const char *path)
 {
     struct new_key k = {0};
+    char *json = NULL;
     int rc = EXIT_FAIL;
 
     if (check_add_input(o) != 0)
-        return EXIT_FAIL;
-    if (store_key(o, path, &k) != 0)
+        return EXIT_USAGE;
+    if (store_key(o, path, &k, &json) != 0 || (o->json && json == NULL))
         goto out;
     /* The key goes out only once it is safely in the file. */
-    if (printf("%s\n", k.key) < 0 || fflush(stdout) != 0) {
+    if (printf("%s\n", json != NULL ? json : k.key) < 0 || fflush(stdout) != 0) {
         say("%s was added but could not be printed; revoke it: " PROG " revoke %s",
             k.id, k.id);
         goto out;
@@ -770,6 +935,10 @@ static int cmd_add(const struct options *o, const char *path)
     say("added %s (%s, %s) for \"%s\" to %s", k.id, k.prefix, o->env, o->name, path);
     rc = EXIT_OK;
 out:
+    if (json != NULL) {
+        crypto_wipe(json, strlen(json));
+        free(json);
+    }
     crypto_wipe(&k, sizeof k);
     return rc;
 }
@@ -957,11 +1126,11 @@ static int cmd_revoke(const struct options *o, const char *path)
 static int check_set_input(const struct options *o)
 {
     if (o->name != NULL && o->name[0] == '\0')
-        say("--name must not be empty");
+        usage_error("--name must not be empty");
     else if (o->name != NULL && !is_clean_text(o->name))
-        say("--name must be UTF-8 text without control characters");
+        usage_error("--name must be UTF-8 text without control characters");
     else if (o->description != NULL && !is_clean_text(o->description))
-        say("--description must be UTF-8 text without control characters");
+        usage_error("--description must be UTF-8 text without control characters");
     else
         return check_limits(o, true);
     return -1;
@@ -1015,7 +1184,7 @@ static int cmd_set(const struct options *o, const char *path)
     int rc = EXIT_FAIL;
 
     if (check_set_input(o) != 0)
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     if (keystore_open(&ks, path) != 0)
         say("%s", ks.err);
     else
@@ -1156,6 +1325,8 @@ static int cmd_usage(const struct options *o, const char *path)
 
     if (load_ring(path, &ring) != 0)
         return EXIT_FAIL;
+    if (access(dir, F_OK) != 0 && errno == ENOENT)
+        say("warning: state directory %s does not exist: no usage was counted there", dir);
     u = calloc(ring.count > 0 ? ring.count : 1, sizeof *u);
     if (u == NULL)
         say("out of memory");
@@ -1589,15 +1760,15 @@ static int parse_limits_options(const struct options *o, long *period, struct en
         *period = strtol(o->period, &end, 10);
         if (o->period[0] < '0' || o->period[0] > '9' || errno != 0 || *end != '\0' ||
             *period < 1 || *period > MAX_PERIOD) {
-            say("--period must be a number of seconds from 1 to %d, not \"%s\"", MAX_PERIOD,
-                o->period);
+            usage_error("--period must be a number of seconds from 1 to %d, not \"%s\"",
+                        MAX_PERIOD, o->period);
             return -1;
         }
     }
     for (int i = 0; i < 2; i++) {
         if (!valid_rate(rates[i]) || keys_parse_rate(rates[i], &d->limit[i], &d->window[i]) != 0) {
-            say("--%s-rate must be N/UNIT with N from 1 to 1000000 and UNIT s, min, h or day, "
-                "not \"%s\"", i == 0 ? "test" : "prod", rates[i]);
+            usage_error("--%s-rate must be N/UNIT with N from 1 to 1000000 and UNIT s, min, "
+                        "h or day, not \"%s\"", i == 0 ? "test" : "prod", rates[i]);
             return -1;
         }
     }
@@ -1650,7 +1821,7 @@ static int cmd_export_limits(const struct options *o, const char *path)
     int rc = EXIT_FAIL;
 
     if (parse_limits_options(o, &period, &d) != 0)
-        return EXIT_FAIL;
+        return EXIT_USAGE;
     if (load_normalised(path, &content, &ring) != 0)
         return EXIT_FAIL;
     if (sha256_hex(content, strlen(content), sum) != 0) {
@@ -1680,16 +1851,18 @@ out:
 
 static const struct command {
     const char *name;
-    int (*run)(const struct options *o, const char *path);
+    int (*run)(const struct options *o, const char *path);  /* NULL: help */
+    const char *help;
 } commands[] = {
-    {"add", cmd_add},
-    {"export", cmd_export},
-    {"export-haproxy-limits", cmd_export_limits},
-    {"import", cmd_import},
-    {"list", cmd_list},
-    {"revoke", cmd_revoke},
-    {"set", cmd_set},
-    {"usage", cmd_usage},
+    {"add", cmd_add, add_help},
+    {"export", cmd_export, export_help},
+    {"export-haproxy-limits", cmd_export_limits, limits_help},
+    {"help", NULL, help_help},
+    {"import", cmd_import, import_help},
+    {"list", cmd_list, list_help},
+    {"revoke", cmd_revoke, revoke_help},
+    {"set", cmd_set, set_help},
+    {"usage", cmd_usage, usage_help},
 };
 
 static const struct command *find_command(const char *name)
@@ -1700,30 +1873,81 @@ static const struct command *find_command(const char *name)
     return NULL;
 }
 
+/* Text on stdout, for --help and --version; an exit status. */
+static int print_out(const char *text)
+{
+    fputs(text, stdout);
+    return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_OK : EXIT_FAIL;
+}
+
+/* --help: cmd's own help, or the overview; help COMMAND: COMMAND's. */
+static int print_help(const struct options *o, const struct command *cmd)
+{
+    const struct command *about = cmd;
+
+    if (cmd != NULL && cmd->run == NULL && !o->help) {
+        hint_cmd = NULL;   /* the overview lists the commands */
+        if (o->extra > 1) {
+            usage_error("help takes at most one COMMAND");
+            return EXIT_USAGE;
+        }
+        about = o->arg != NULL ? find_command(o->arg) : NULL;
+        if (o->arg != NULL && about == NULL) {
+            usage_error("unknown command '%s'", o->arg);
+            return EXIT_USAGE;
+        }
+    }
+    return print_out(about != NULL ? about->help : usage_text);
+}
+
+/* Warn (once, before the command) about a keys file that group or others
+ * may read or write: it names every client.  list and usage show a missing
+ * file as no keys; say so, in case the path is wrong. */
+static void check_keys_file(const struct command *cmd, const char *path)
+{
+    struct stat st;
+    mode_t m;
+
+    if (stat(path, &st) != 0) {
+        if (errno == ENOENT && (cmd->run == cmd_list || cmd->run == cmd_usage))
+            say("warning: keys file %s does not exist", path);
+        return;
+    }
+    m = st.st_mode & 077;
+    if (S_ISREG(st.st_mode) && m != 0)
+        say("warning: keys file %s is %s by others (mode %04o); run chmod 600 %s", path,
+            (m & 044) && (m & 022) ? "readable and writable" : (m & 044) ? "readable" : "writable",
+            (unsigned)(st.st_mode & 07777), path);
+}
+
 int main(int argc, char **argv)
 {
     struct options o = {0};
-    const struct command *cmd;
+    int bad = parse_args(argc, argv, &o);
+    const struct command *cmd = o.command != NULL ? find_command(o.command) : NULL;
+    const char *path;
     int rc;
 
-    if (parse_args(argc, argv, &o) != 0)
+    hint_cmd = cmd != NULL ? cmd->name : NULL;
+    if (bad != 0)
+        return report_parse_error(&o);
+    if (o.version)
+        return print_out(PROG " " PYEXEC_VERSION "\n");
+    if (o.command != NULL && cmd == NULL) {
+        usage_error("unknown command '%s'", o.command);
         return EXIT_USAGE;
-    if (o.help || (o.command != NULL && strcmp(o.command, "help") == 0)) {
-        fputs(usage_text, stdout);
-        return fflush(stdout) == 0 ? EXIT_OK : EXIT_FAIL;
     }
-    if (o.command == NULL) {
-        usage_error("no command given");
-        return EXIT_USAGE;
-    }
-    cmd = find_command(o.command);
+    if (o.help || (cmd != NULL && cmd->run == NULL))
+        return print_help(&o, cmd);
     if (cmd == NULL) {
-        usage_error("unknown command \"%s\"", o.command);
+        usage_error("no command given");
         return EXIT_USAGE;
     }
     if (check_args(&o) != 0)
         return EXIT_USAGE;
-    rc = cmd->run(&o, keys_path(o.keys));
+    path = keys_path(o.keys);
+    check_keys_file(cmd, path);
+    rc = cmd->run(&o, path);
     /* A full disk or closed pipe on stdout must not pass for success. */
     if (fflush(stdout) != 0 || ferror(stdout)) {
         say("cannot write to standard output");

@@ -59,25 +59,36 @@ entry() {
     done
 }
 
-@test "no command: usage on stderr, exit 2" {
+@test "no command: one line on stderr with a hint, exit 2" {
     run --separate-stderr "$MK"
     assert_failure 2
     [ -z "$output" ]
-    [[ $stderr == *"Usage: manage-keys"* ]]
+    [ "$stderr" = "manage-keys: no command given; see 'manage-keys --help'" ]
 }
 
-@test "unknown command or option: usage on stderr, exit 2" {
+@test "unknown command or option: one line on stderr with a hint, exit 2" {
     run --separate-stderr mk frobnicate
     assert_failure 2
     [ -z "$output" ]
-    [[ $stderr == *'manage-keys: unknown command "frobnicate"'* ]]
-    [[ $stderr == *"Usage:"* ]]
+    [ "$stderr" = "manage-keys: unknown command 'frobnicate'; see 'manage-keys --help'" ]
 
     run --separate-stderr mk list --verbose
     assert_failure 2
-    [[ $stderr == *"manage-keys: unknown option --verbose"* ]]
+    [ -z "$output" ]
+    [ "$stderr" = "manage-keys: unknown option '--verbose' for 'list'; see 'manage-keys list --help'" ]
+    # Before the command, and as --option=VALUE, too.
+    run --separate-stderr mk --nmae=x add --env test
+    assert_failure 2
+    [ "$stderr" = "manage-keys: unknown option '--nmae' for 'add'; see 'manage-keys add --help'" ]
+    run --separate-stderr "$MK" --nmae
+    assert_failure 2
+    [ "$stderr" = "manage-keys: unknown option '--nmae'; see 'manage-keys --help'" ]
+    run --separate-stderr mk help frobnicate
+    assert_failure 2
+    [ -z "$output" ]
+    [ "$stderr" = "manage-keys: unknown command 'frobnicate'; see 'manage-keys --help'" ]
 
-    run mk add --name x --env test --json
+    run mk export --json
     assert_failure 2
     run mk list --name x
     assert_failure 2
@@ -92,6 +103,192 @@ entry() {
     run "$MK" --keys '' list
     assert_failure 2
     [ ! -e "$KEYS" ]
+}
+
+@test "every usage error of every command exits 2 with one line and a hint" {
+    for args in 'add --name' 'add --name a --name b --env test' 'add --bogus' 'add x --name a --env test' \
+        'add --name a --env staging' 'add --name a --env test --rate fast' 'add --env test' \
+        'set' 'set --name x' 'set k --bogus' 'set k' 'set k --concurrency 0' 'set k --rate' \
+        'list --bogus' 'list extra' 'list --force' 'list --json --json --rate' \
+        'revoke' 'revoke a b' 'revoke k --bogus' 'revoke k --out f' \
+        'usage --bogus' 'usage --state' 'usage --state ""' 'usage x' \
+        'export --bogus' 'export x' 'export --out' 'export --json' \
+        'import' 'import a b' 'import --bogus f' 'import --period 5 f' \
+        'export-haproxy-limits --bogus' 'export-haproxy-limits --period x' \
+        'export-haproxy-limits --test-rate 5/week' 'export-haproxy-limits x' \
+        'help a b' 'help nope' 'nope' ''; do
+        eval "set -- $args"
+        run --separate-stderr mk "$@"
+        [ "$status" -eq 2 ] || { echo "exit $status for '$args': $stderr"; false; }
+        [ -z "$output" ]
+        [ "${#stderr_lines[@]}" -eq 1 ] || { echo "for '$args': $stderr"; false; }
+        [[ $stderr == "manage-keys: "*"; see 'manage-keys "*"--help'" ]]
+    done
+    [ ! -e "$KEYS" ]
+}
+
+@test "runtime errors exit 1, and the help says which exit status is which" {
+    run mk revoke key_0123456789abcdef          # no keys file: no such key
+    assert_failure 1
+    run mk export                               # no keys file to export
+    assert_failure 1
+    run mk import "$BATS_TEST_TMPDIR/missing"   # no such file
+    assert_failure 1
+    printf 'not json' > "$KEYS"
+    run mk list
+    assert_failure 1
+    run --separate-stderr "$MK" --help
+    [[ $output == *"Exit status: 0 success; 1 failure"*"2 usage error (unknown command or option,"* ]]
+}
+
+@test "each command's --help, and help COMMAND, print that command's help only" {
+    run --separate-stderr "$MK" --help
+    assert_success
+    [ -z "$stderr" ]
+    overview=$output
+    [[ $overview == *"Commands:"* ]]
+    for c in add set list revoke usage export import export-haproxy-limits; do
+        [[ $overview == *$'\n'"  $c "* ]] || { echo "$c missing from the overview"; false; }
+        for how in "$c --help" "$c -h" "help $c" "--keys x $c --help"; do
+            # shellcheck disable=SC2086
+            run --separate-stderr "$MK" $how
+            assert_success
+            [ -z "$stderr" ]
+            [[ ${lines[0]} == "Usage: manage-keys [--keys PATH] $c"* ]] || { echo "$how: ${lines[0]}"; false; }
+            [[ $output != *"Commands:"* ]]
+            [ "${#lines[@]}" -lt 30 ] || { echo "$how: ${#lines[@]} lines"; false; }
+            [[ $output == *"--keys PATH"* && $output == *"Exit status:"* ]]
+        done
+    done
+    # Each shows its own options, not the others'.
+    run "$MK" add --help
+    assert_output --partial '--env test|prod'
+    refute_output --partial '--period'
+    refute_output --partial '--state'
+    run "$MK" export-haproxy-limits --help
+    assert_output --partial '--period S'
+    refute_output --partial '--env'
+    run "$MK" usage --help
+    assert_output --partial '--state DIR'
+    refute_output --partial '--rate'
+    # help alone and help --help.
+    run --separate-stderr "$MK" help
+    assert_success
+    [ "$output" = "$overview" ]
+    run --separate-stderr "$MK" help --help
+    assert_success
+    assert_output --partial 'Usage: manage-keys help [COMMAND]'
+}
+
+@test "--version: manage-keys and pyexec print the same version; pyexec leaves stdin alone" {
+    PYEXEC=${PYEXEC_BIN:-$BATS_TEST_DIRNAME/../build/pyexec}
+    run --separate-stderr "$MK" --version
+    assert_success
+    [ -z "$stderr" ]
+    [[ $output =~ ^manage-keys\ ([^[:space:]]+)$ ]]
+    v=${BASH_REMATCH[1]}
+    [ "$v" != unknown ]
+    run --separate-stderr mk list --version
+    assert_output "manage-keys $v"
+    # stdin is where systemd puts the connection: --version must not read it.
+    run --separate-stderr bash -c 'printf "GET /health HTTP/1.0\r\n\r\n" | { "$1" --version; echo "rc=$?"; cat; }' _ "$PYEXEC"
+    assert_success
+    [ -z "$stderr" ]
+    [ "${lines[0]}" = "pyexec $v" ]
+    [ "${lines[1]}" = "rc=0" ]
+    [ "${lines[2]}" = $'GET /health HTTP/1.0\r' ]
+    # Any other argument is still refused.
+    run "$PYEXEC" --help </dev/null
+    assert_failure 2
+}
+
+teardown() {
+    if [ -n "${SERVER_STARTED:-}" ]; then
+        load helpers
+        stop_server
+    fi
+}
+
+@test "add --json: one line of strict JSON with the id and the key, which pyexec accepts" {
+    load helpers
+    start_server
+    SERVER_STARTED=1
+    run --separate-stderr "$MANAGE_KEYS" add --name 'Jay "Son"' --description 'ünï' --env prod \
+        --rate 100/min --json
+    assert_success
+    [ "${#lines[@]}" -eq 1 ]
+    [[ $stderr == *"manage-keys: added key_"* ]]
+    KEYS=$PYEXEC_KEYS
+    run py 'import json, sys, hashlib
+d = json.loads(sys.argv[1], parse_constant=lambda c: 1 / 0)
+assert list(d)[:2] == ["id", "key"], d
+assert d["name"] == "Jay \"Son\"" and d["description"] == "ünï" and d["env"] == "prod", d
+assert d["rate"] == "100/min" and d["scope"] == ["execute"] and d["revoked_at"] is None, d
+assert "hash" not in d, d
+f = [e for e in json.load(open(sys.argv[2]))["keys"] if e["id"] == d["id"]][0]
+assert f["hash"] == "sha256:" + hashlib.sha256(d["key"].encode()).hexdigest()
+assert f["prefix"] == d["prefix"] == d["key"][:12]
+print(d["key"])' "$output" "$KEYS"
+    assert_success
+    newkey=$output
+    [[ $newkey =~ ^sk_prod_[0-9a-f]{48}$ ]]
+    post_execute '{"code": "result = 6 * 7"}' "$newkey"
+    [ "$STATUS" = 200 ] || { echo "$STATUS $BODY"; false; }
+    [ "$(json_get "$BODY" 'j["result"]')" = 42 ]
+    # manage-keys finds it by the key, too.
+    run mk revoke "$newkey"
+    assert_success
+}
+
+@test "list and usage warn on stderr when the keys file or state directory is missing" {
+    run --separate-stderr mk list
+    assert_success
+    [ "$stderr" = "manage-keys: warning: keys file $KEYS does not exist" ]
+    assert_line --regexp '^ID +NAME'
+    run --separate-stderr mk usage --json --state "$BATS_TEST_TMPDIR/nostate"
+    assert_success
+    assert_output '[]'
+    [[ $stderr == *"manage-keys: warning: keys file $KEYS does not exist"* ]]
+    [[ $stderr == *"manage-keys: warning: state directory $BATS_TEST_TMPDIR/nostate does not exist"* ]]
+    mk add --name a --env test >/dev/null 2>&1
+    mkdir "$BATS_TEST_TMPDIR/state"
+    run --separate-stderr mk list
+    assert_success
+    [ -z "$stderr" ]
+    run --separate-stderr mk usage --state "$BATS_TEST_TMPDIR/state"
+    assert_success
+    [ -z "$stderr" ]
+}
+
+@test "every command that reads the keys file warns once when others may read or write it" {
+    mk add --name a --env test >/dev/null 2>&1
+    mk export --out "$BATS_TEST_TMPDIR/exp.json" 2>/dev/null
+    mkdir "$BATS_TEST_TMPDIR/state"
+    id=$(key_ids)
+    chmod 644 "$KEYS"
+    want="manage-keys: warning: keys file $KEYS is readable by others (mode 0644); run chmod 600 $KEYS"
+    for args in 'list' 'list --json' "usage --state $BATS_TEST_TMPDIR/state" 'add --name b --env test' \
+        "set $id --rate 5/min" 'export' 'export-haproxy-limits' "revoke $id" \
+        "import --force $BATS_TEST_TMPDIR/exp.json"; do
+        # shellcheck disable=SC2086
+        run --separate-stderr mk $args
+        [ "$status" -eq 0 ] || { echo "exit $status for $args: $stderr"; false; }
+        [ "$(grep -cF "warning: keys file" <<< "$stderr")" -eq 1 ] || { echo "$args: $stderr"; false; }
+        [[ $stderr == *"$want"* ]] || { echo "$args: $stderr"; false; }
+    done
+    chmod 620 "$KEYS"
+    run --separate-stderr mk list
+    [[ $stderr == *"is writable by others (mode 0620); run chmod 600 $KEYS"* ]]
+    chmod 606 "$KEYS"
+    run --separate-stderr mk list
+    [[ $stderr == *"is readable and writable by others (mode 0606)"* ]]
+    chmod 600 "$KEYS"
+    run --separate-stderr mk list
+    [ -z "$stderr" ]
+    # A usage error or --help does not look at the file.
+    chmod 644 "$KEYS"
+    run --separate-stderr mk list --help
+    [ -z "$stderr" ]
 }
 
 # ---- add -------------------------------------------------------------------
@@ -130,24 +327,24 @@ entry() {
     [ "$(stat -c %a "$KEYS")" = 600 ]
 }
 
-@test "add without a good --name or --env fails with exit 1 and writes nothing" {
+@test "add without a good --name or --env is a usage error (exit 2) and writes nothing" {
     run --separate-stderr mk add --env test
-    assert_failure 1
+    assert_failure 2
     [ -z "$output" ]
-    [[ $stderr == *"manage-keys: add needs --name"* ]]
+    [[ $stderr == *"manage-keys: add needs --name"*"; see 'manage-keys add --help'" ]]
 
     run mk add --name '' --env test
-    assert_failure 1
+    assert_failure 2
     run --separate-stderr mk add --name x
-    assert_failure 1
+    assert_failure 2
     [[ $stderr == *"--env"* ]]
     run --separate-stderr mk add --name x --env dev
-    assert_failure 1
+    assert_failure 2
     [[ $stderr == *'--env must be test or prod, not "dev"'* ]]
     run mk add --name $'two\nlines' --env test
-    assert_failure 1
+    assert_failure 2
     run mk add --name x --description $'\xff' --env test
-    assert_failure 1
+    assert_failure 2
     [ ! -e "$KEYS" ]
 }
 
@@ -236,7 +433,7 @@ assert e["prefix"] == sys.argv[2][:12]' "$BATS_TEST_TMPDIR/list.json" "$KEY"
 }
 
 @test "the sample keys file is valid and holds one revoked example with limits and scopes" {
-    run "$MK" --keys "$BATS_TEST_DIRNAME/../api_keys.json.sample" list --json
+    run --separate-stderr "$MK" --keys "$BATS_TEST_DIRNAME/../api_keys.json.sample" list --json
     assert_success
     run py 'import json, sys
 l = json.loads(sys.argv[1])
@@ -319,10 +516,16 @@ assert eval(sys.argv[3]), e' "$KEYS" "$1" "$2"
 @test "--help describes set, usage and the limits" {
     run --separate-stderr "$MK" --help
     assert_success
-    for word in 'set KEY_OR_ID' 'usage [--json] [--state DIR]' '--rate N/UNIT' \
-        '--concurrency N' '--scope SCOPES' default PYEXEC_STATE; do
+    assert_output --partial 'set KEY_OR_ID'
+    run --separate-stderr "$MK" set --help
+    assert_success
+    for word in 'set KEY_OR_ID' '--rate N/UNIT' '--concurrency N' '--scope SCOPES' default; do
         assert_output --partial -- "$word"
     done
+    run --separate-stderr "$MK" usage --help
+    assert_success
+    assert_output --partial 'usage [--json] [--state DIR]'
+    assert_output --partial PYEXEC_STATE
 }
 
 @test "add --rate, --concurrency and --scope store a string, an integer and an ordered array" {
@@ -342,7 +545,7 @@ assert eval(sys.argv[3]), e' "$KEYS" "$1" "$2"
     check_entry all 'list(e)[:8] == ["id", "name", "description", "env", "created", "revoked_at", "prefix", "hash"]'
 }
 
-@test "add with a bad --rate, --concurrency or --scope exits 1 and changes nothing" {
+@test "add with a bad --rate, --concurrency or --scope exits 2 and changes nothing" {
     mk add --name seed --env test >/dev/null 2>&1
     cp "$KEYS" "$BATS_TEST_TMPDIR/before"
     bad=(
@@ -355,7 +558,7 @@ assert eval(sys.argv[3]), e' "$KEYS" "$1" "$2"
     )
     for opt in "${bad[@]}"; do
         run --separate-stderr mk add --name x --env test "$opt"
-        [ "$status" -eq 1 ] || { echo "exit $status for $opt"; false; }
+        [ "$status" -eq 2 ] || { echo "exit $status for $opt"; false; }
         [ -z "$output" ]
         [[ $stderr == "manage-keys: --"* ]]
         cmp "$KEYS" "$BATS_TEST_TMPDIR/before"
@@ -368,11 +571,11 @@ assert eval(sys.argv[3]), e' "$KEYS" "$1" "$2"
     [[ $stderr == *'--scope must be'*'"root"'* ]]
     # No file is created for a refused add either.
     run "$MK" --keys "$BATS_TEST_TMPDIR/new.json" add --name x --env test --rate abc
-    assert_failure 1
+    assert_failure 2
     [ ! -e "$BATS_TEST_TMPDIR/new.json" ]
 }
 
-@test "limit options belong to add and set; --state to usage; --json to list and usage" {
+@test "limit options belong to add and set; --state to usage; --json to add, list and usage" {
     for args in 'list --rate 1/s' 'revoke key_0000000000000001 --scope admin' \
         'usage --concurrency 3' 'list --state /tmp' 'add --name x --env test --state /tmp' \
         'set key_0000000000000001 --env test' 'set key_0000000000000001 --json --name x' \
@@ -381,7 +584,7 @@ assert eval(sys.argv[3]), e' "$KEYS" "$1" "$2"
         # shellcheck disable=SC2086
         run --separate-stderr mk $args
         [ "$status" -eq 2 ] || { echo "exit $status for $args"; false; }
-        [[ $stderr == *"Usage:"* ]]
+        [[ $stderr == "manage-keys: "*"; see 'manage-keys "*" --help'" ]]
     done
     run --separate-stderr mk set key_0000000000000001
     [[ $stderr == *"set needs at least one of"* ]]
@@ -446,7 +649,7 @@ assert l[0]["rate"] is None and l[0]["concurrency"] is None and l[0]["scope"] ==
     assert_success
 }
 
-@test "set on an unknown key or id, or with a bad value, exits 1 and changes nothing" {
+@test "set on an unknown key or id exits 1, with a bad value 2, and changes nothing" {
     KEY=$(mk add --name a --env test --rate 5/min 2>/dev/null)
     id=$(field_by_name a id)
     cp "$KEYS" "$BATS_TEST_TMPDIR/before"
@@ -460,7 +663,7 @@ assert l[0]["rate"] is None and l[0]["concurrency"] is None and l[0]["scope"] ==
     for opt in --rate=0/min --rate=abc --concurrency=0 --concurrency=10001 --scope=root \
         --scope= --name= $'--name=two\nlines' $'--description=\x01'; do
         run --separate-stderr mk set "$id" "$opt"
-        [ "$status" -eq 1 ] || { echo "exit $status for $opt"; false; }
+        [ "$status" -eq 2 ] || { echo "exit $status for $opt"; false; }
         cmp "$KEYS" "$BATS_TEST_TMPDIR/before"
     done
     # A missing keys file has no keys to change, and is not created.
@@ -979,9 +1182,9 @@ print(json.dumps({"format": "pyexec-keys-export", "version": 1,
     assert_output --partial "$(sha256_of "$K3") 100"
     assert_output --partial "$(sha256_of "$K1") 3600"
     run mk export-haproxy-limits --period 0
-    assert_failure 1
+    assert_failure 2
     run mk export-haproxy-limits --test-rate 5/week
-    assert_failure 1
+    assert_failure 2
     run mk export-haproxy-limits --prod-rate -5/min
-    assert_failure 1
+    assert_failure 2
 }

@@ -54,13 +54,13 @@ void log_request(const struct request *req, int status)
         layers_format(req->out.layers_missing, layers, sizeof(layers));
     fprintf(stderr,
             "pyexec: request_id=%s time=%s client=%s env=%s method=%s path=%s status=%d "
-            "outcome=%s error_type=%s layers=%s wall_ms=%ld cpu_ms=%ld max_rss_kib=%ld "
-            "total_ms=%ld bytes_in=%zu bytes_out=%zu stages_us=%s\n",
+            "outcome=%s error_type=%s wall_ms=%ld cpu_ms=%ld max_rss_kib=%ld "
+            "total_ms=%ld bytes_in=%zu bytes_out=%zu stages_us=%s layers=%s\n",
             req->request_id, ts, client, req->env >= 0 ? config_env_name(req->env) : "-",
             req->method ? req->method : "-", path, status, outcome,
-            req->out.ran && !req->out.success ? req->out.err_type : "-", layers,
+            req->out.ran && !req->out.success ? req->out.err_type : "-",
             req->out.wall_ms, req->out.cpu_ms, req->out.max_rss_kib,
-            request_elapsed_ms(req), req->bytes_in, req->bytes_out, stages);
+            request_elapsed_ms(req), req->bytes_in, req->bytes_out, stages, layers);
 }
 
 /* One line per error, whatever the message holds (a path from the

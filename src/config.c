@@ -1,5 +1,6 @@
 /* The config file: "[global]", "[test]" and "[prod]" sections of
- * "name = integer" lines (and "user = name" in [global]); '#' starts a comment. */
+ * "name = integer" lines (and "user = name", "allow_missing_layers = a, b" in
+ * [global]); '#' starts a comment. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,6 +10,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "layers.h"
 
 #define CONFIG_MAX_BYTES 65536
 
@@ -99,6 +102,9 @@ static int config_set(struct config *cfg, int sect, const char *key, const char 
             snprintf(cfg->user, sizeof(cfg->user), "%s", val);
             return 0;
         }
+        /* Off by default: a layer that cannot be applied refuses requests. */
+        if (strcmp(key, "allow_missing_layers") == 0)
+            return layers_parse(val, &cfg->allow_missing_layers, why, whylen);
         if (strcmp(key, "request_timeout_ms") == 0) {
             if (parse_long(val, 100, 600000, &cfg->request_timeout_ms) == 0)
                 return 0;

@@ -26,6 +26,7 @@ struct config {
     long request_timeout_ms;   /* reading the whole request */
     char user[64];             /* unprivileged user for the worker when started as root */
     long max_concurrent;       /* executions at once on this server, all clients */
+    unsigned allow_missing_layers;   /* LAYER_BITs the sandbox may run without */
     struct limits env[ENV_COUNT];
 };
 

@@ -19,6 +19,7 @@ struct handoff {
     size_t report_off;          /* struct report, then its output and result areas */
     size_t body_off, body_len;  /* the request body */
     size_t total;               /* bytes in the mapping */
+    unsigned allow_missing_layers;   /* LAYER_BITs the worker may go without */
 };
 
 static inline struct report *handoff_report(struct handoff *h)

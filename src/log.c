@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "layers.h"
+
 /* Values we log are ours or were validated (request id); quote when needed. */
 static void put_value(char *buf, size_t len, const char *v)
 {
@@ -37,7 +39,7 @@ static void stage_times(const struct request *req, char *buf, size_t len)
 
 void log_request(const struct request *req, int status)
 {
-    char ts[32], client[80], outcome[80], path[96], stages[400];
+    char ts[32], client[80], outcome[80], path[96], stages[400], layers[160] = "-";
     struct timespec now;
     struct tm tm;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -48,29 +50,46 @@ void log_request(const struct request *req, int status)
     put_value(outcome, sizeof(outcome), kind ? kind : "ok");
     snprintf(path, sizeof(path), "%.80s", req->path ? req->path : "-");
     stage_times(req, stages, sizeof(stages));
+    if (req->out.sandboxed)
+        layers_format(req->out.layers_missing, layers, sizeof(layers));
     fprintf(stderr,
             "pyexec: request_id=%s time=%s client=%s env=%s method=%s path=%s status=%d "
             "outcome=%s error_type=%s wall_ms=%ld cpu_ms=%ld max_rss_kib=%ld "
-            "total_ms=%ld bytes_in=%zu bytes_out=%zu stages_us=%s\n",
+            "total_ms=%ld bytes_in=%zu bytes_out=%zu stages_us=%s layers=%s\n",
             req->request_id, ts, client, req->env >= 0 ? config_env_name(req->env) : "-",
             req->method ? req->method : "-", path, status, outcome,
             req->out.ran && !req->out.success ? req->out.err_type : "-",
             req->out.wall_ms, req->out.cpu_ms, req->out.max_rss_kib,
-            request_elapsed_ms(req), req->bytes_in, req->bytes_out, stages);
+            request_elapsed_ms(req), req->bytes_in, req->bytes_out, stages, layers);
 }
 
 /* One line per error, whatever the message holds (a path from the
  * environment, text from a worker): control characters become '?', so no
  * message can forge a log line of its own. */
-void log_error(const char *fmt, ...)
+static void log_v(const char *prefix, const char *fmt, va_list ap)
 {
     char msg[2048];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
     for (char *c = msg; *c; c++)
         if ((unsigned char)*c < 0x20 || *c == 0x7f)
             *c = '?';
-    fprintf(stderr, "pyexec: error: %s\n", msg);
+    fprintf(stderr, "%spyexec: error: %s\n", prefix, msg);
+}
+
+void log_error(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    log_v("", fmt, ap);
+    va_end(ap);
+}
+
+void log_prio(int prio, const char *fmt, ...)
+{
+    char prefix[8];
+    snprintf(prefix, sizeof(prefix), "<%d>", prio & 7);
+    va_list ap;
+    va_start(ap, fmt);
+    log_v(prefix, fmt, ap);
+    va_end(ap);
 }

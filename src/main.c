@@ -13,6 +13,7 @@
 #include "crypto.h"
 #include "http.h"
 #include "keys.h"
+#include "layers.h"
 #include "log.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -108,15 +109,43 @@ static void execute(struct request *r)
             log_error("worker user \"%s\" does not exist", cfg.user);
             fail(r, 503, "ServiceUnavailable", "server configuration is invalid; see the server log");
         } else {
+            ids.allow_missing = cfg.allow_missing_layers;
             worker_run(r, &ids);
         }
         request_mark(r, MARK_WAITED);
     }
 }
 
-/* Ready to serve: the keys file loads and the state directory is writable
- * (the config was read already).  A load balancer takes a host that fails
- * this out of rotation; no Python is started. */
+/* The sandbox's layers, taken in a short-lived child (no Python): a host
+ * that cannot apply one it must is not ready. */
+static int health_sandbox(struct request *r)
+{
+    struct sandbox_ids ids;
+    struct sandbox_layers L;
+    char why[300];
+    if (sandbox_lookup_user(cfg.user, &ids) < 0) {
+        log_error("health: worker user \"%s\" does not exist", cfg.user);
+        return fail(r, 503, "ServiceUnavailable", "not ready: the worker's user does not exist");
+    }
+    sandbox_layers_init(&L, cfg.allow_missing_layers);
+    if (sandbox_check(&ids, &cfg.env[ENV_TEST], &L, why, sizeof(why)) < 0) {
+        log_error("health: %s", why);
+        return fail(r, 503, "ServiceUnavailable", "not ready: the sandbox cannot be checked");
+    }
+    r->out.sandboxed = true;
+    r->out.layers_missing = L.missing;
+    if (L.failed < 0)
+        return 0;
+    layers_refusal(why, sizeof(why), L.failed, L.err);
+    log_prio(3, "health: %s errno=%d", why, L.err);
+    r->out.layers_missing |= LAYER_BIT(L.failed);
+    return fail(r, 503, "ServiceUnavailable", "%s", why);
+}
+
+/* Ready to serve: the keys file loads, the state directory is writable and
+ * every sandbox layer applies (the config was read already).  A load
+ * balancer takes a host that fails this out of rotation; no Python is
+ * started. */
 static void health(struct request *r)
 {
     struct keyring ring = { 0 };
@@ -127,9 +156,11 @@ static void health(struct request *r)
     } else if (access(state_dir(), W_OK) != 0) {
         log_error("health: state directory %s: %s", state_dir(), strerror(errno));
         fail(r, 503, "ServiceUnavailable", "not ready: usage state is unavailable");
-    } else {
-        r->text = strdup("{\"status\":\"ok\"}");
+    } else if (health_sandbox(r) == 0) {
+        r->text = respond_health_body(r->out.layers_missing);
         r->text_type = "application/json";
+        if (!r->text)
+            fail(r, 503, "ServiceUnavailable", "out of memory");
     }
     keys_free(&ring);
 }

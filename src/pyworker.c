@@ -19,8 +19,22 @@
 
 #include "handoff.h"
 #include "jsonext.h"
+#include "layers.h"
 #include "pyrun.h"
 #include "sandbox.h"
+
+/* What applying the layers gave, for the supervisor (through the report). */
+static struct sandbox_layers layers;
+static struct report *the_report;
+
+/* Landlock and seccomp, after Python is up.  A refusal goes into the report;
+ * the interpreter then stops before user code. */
+static int lock_down(char *why, size_t whylen)
+{
+    int rc = sandbox_lock_down(&layers, why, whylen);
+    sandbox_layers_report(&layers, the_report);
+    return rc;
+}
 
 static long tv_ms(struct timeval tv)
 {
@@ -83,7 +97,7 @@ static int run(struct handoff *h)
         return internal(r, 7, "out of memory");
     }
     int status = pyexec_python_main(r, &h->lim, code->valuestring, strlen(code->valuestring),
-                                    data, sandbox_lock_down);
+                                    data, lock_down);
     if (status == 0)
         report_done(r);
     /* No interpreter finalisation, no frees: the process ends here and the
@@ -101,10 +115,14 @@ int main(void)
     }
     struct report *r = handoff_report(h);
     report_stage(r, STAGE_EXECED);
-    if (sandbox_after_exec(&h->lim) < 0) {
+    the_report = r;
+    sandbox_layers_init(&layers, h->allow_missing_layers);
+    if (sandbox_after_exec(&h->lim, &layers) < 0) {
         char why[160];
-        snprintf(why, sizeof(why), "sandbox after exec: %s", strerror(errno));
+        layers_refusal(why, sizeof(why), layers.failed, layers.err);
+        sandbox_layers_report(&layers, r);
         _exit(internal(r, 3, why));
     }
+    sandbox_layers_report(&layers, r);
     _exit(run(h));
 }

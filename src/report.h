@@ -32,6 +32,9 @@ struct report {
     char err_message[1024];
     long stage_us[STAGE_COUNT];   /* CLOCK_MONOTONIC microseconds */
     long cpu_ms, max_rss_kib;     /* the worker's own rusage when it reports done */
+    unsigned layers_missing;      /* LAYER_BITs applied without (allowed) */
+    int layer_failed;             /* 1 + the layer that could not be applied; 0: none */
+    int layer_errno;              /* and why */
     char area[];                  /* output_cap bytes, then result_cap bytes */
 };
 

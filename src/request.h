@@ -41,6 +41,8 @@ struct outcome {
     size_t output_len;
     bool output_truncated;
     long wall_ms, cpu_ms, max_rss_kib;
+    bool sandboxed;          /* a sandbox was set up (worker or /health's check) */
+    unsigned layers_missing; /* its layers that were missing (LAYER_BITs) */
 };
 
 /* Points in the supervisor's handling, for the timing breakdown. */

@@ -12,6 +12,7 @@
 #include <cJSON.h>
 
 #include "jsonext.h"
+#include "layers.h"
 
 #define WRITE_TIMEOUT_MS 10000
 
@@ -119,6 +120,17 @@ static void add_stats(cJSON *root, const struct outcome *o)
     cJSON_AddNumberToObject(s, "max_rss_kib", (double)o->max_rss_kib);
 }
 
+/* {"missing": ["landlock", ...]}: the layers the sandbox ran without. */
+static cJSON *sandbox_member(unsigned missing)
+{
+    cJSON *sb = cJSON_CreateObject();
+    cJSON *list = cJSON_AddArrayToObject(sb, "missing");
+    for (int i = 0; i < LAYER_COUNT; i++)
+        if (missing & LAYER_BIT(i))
+            cJSON_AddItemToArray(list, cJSON_CreateString(layer_name(i)));
+    return sb;
+}
+
 static cJSON *outcome_body(const struct outcome *o)
 {
     cJSON *root = cJSON_CreateObject();
@@ -130,6 +142,8 @@ static cJSON *outcome_body(const struct outcome *o)
     cJSON_AddItemToObject(root, "output", jsonext_string(o->output ? o->output : "", o->output_len));
     cJSON_AddBoolToObject(root, "output_truncated", o->output_truncated);
     add_stats(root, o);
+    if (o->layers_missing)
+        cJSON_AddItemToObject(root, "sandbox", sandbox_member(o->layers_missing));
     return root;
 }
 
@@ -164,6 +178,17 @@ int respond(struct request *req, int fd)
         req->out.kind = "client_gone";
     free(body);
     return status;
+}
+
+char *respond_health_body(unsigned missing)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "status", "ok");
+    if (missing)
+        cJSON_AddItemToObject(root, "sandbox", sandbox_member(missing));
+    char *text = root ? cJSON_PrintUnformatted(root) : NULL;
+    cJSON_Delete(root);
+    return text;
 }
 
 int respond_text(struct request *req, int fd, const char *text, const char *content_type)

@@ -4,7 +4,10 @@
  *   user switch and capability clearing with libcap-ng, then no_new_privs;
  *   (execve of the worker program, which re-arms what execve resets:)
  *   CPU and wall timers, not dumpable;
- *   after the interpreter is up: Landlock and a seccomp allow-list. */
+ *   after the interpreter is up: Landlock and a seccomp allow-list.
+ * Each is a named layer (layers.h): one that cannot be applied ends the
+ * worker before user code, unless allow_missing_layers names it; then it is
+ * recorded as missing and the next layer is applied. */
 #include "sandbox.h"
 
 #include <errno.h>
@@ -26,6 +29,7 @@
 #include <cap-ng.h>
 
 #include "config.h"
+#include "layers.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
@@ -36,6 +40,41 @@
 #endif
 
 #define AS_SLACK_MB 512   /* address space beyond the Python heap: libraries, stacks */
+
+void sandbox_layers_init(struct sandbox_layers *L, unsigned allow)
+{
+    L->allow = allow;
+    L->missing = 0;
+    L->failed = -1;
+    L->err = 0;
+}
+
+void sandbox_layers_report(const struct sandbox_layers *L, struct report *r)
+{
+    r->layers_missing |= L->missing;
+    if (L->failed >= 0) {
+        r->layer_errno = L->err;
+        r->layer_failed = L->failed + 1;
+    }
+}
+
+/* The outcome of applying one layer (rc 0: applied, else errno says why):
+ * missing and tolerated when allowed, otherwise the end (-1). */
+static int layer(struct sandbox_layers *L, enum layer which, int rc)
+{
+    if (rc == 0)
+        return 0;
+    int e = errno ? errno : EPERM;
+    if (L->allow & LAYER_BIT(which)) {
+        L->missing |= LAYER_BIT(which);
+        return 0;
+    }
+    if (L->failed < 0) {
+        L->failed = (int)which;
+        L->err = e;
+    }
+    return -1;
+}
 
 int sandbox_lookup_user(const char *name, struct sandbox_ids *ids)
 {
@@ -88,13 +127,14 @@ static int arm_timer(clockid_t clock, long ms, int signo)
  * monotonic timer sending SIGKILL, which nothing can catch.  POSIX timers do
  * not survive execve, and execve makes the process dumpable again, so the
  * worker program does both itself, first thing. */
-int sandbox_after_exec(const struct limits *lim)
+int sandbox_after_exec(const struct limits *lim, struct sandbox_layers *L)
 {
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
-        arm_timer(CLOCK_PROCESS_CPUTIME_ID, lim->cpu_ms, SIGXCPU) < 0 ||
-        arm_timer(CLOCK_MONOTONIC, lim->wall_ms, SIGKILL) < 0)
+    errno = 0;
+    if (layer(L, LAYER_DUMPABLE, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) < 0)
         return -1;
-    return 0;
+    int rc = arm_timer(CLOCK_PROCESS_CPUTIME_ID, lim->cpu_ms, SIGXCPU) < 0 ||
+             arm_timer(CLOCK_MONOTONIC, lim->wall_ms, SIGKILL) < 0 ? -1 : 0;
+    return layer(L, LAYER_TIMERS, rc);
 }
 
 /* rlimits survive execve: set before it, they bound the worker program. */
@@ -157,51 +197,72 @@ static int isolate_fds(int done_fd, int job_fd)
     return (int)syscall(SYS_close_range, first, ~0U, 0);
 }
 
-static int drop_identity(const struct sandbox_ids *ids)
+/* As root: the worker's user, no supplementary groups, no capabilities, an
+ * empty bounding set. */
+static int switch_user(const struct sandbox_ids *ids)
 {
-    if (ids->have) {
-        capng_clear(CAPNG_SELECT_BOTH);
-        if (capng_change_id((int)ids->uid, (int)ids->gid,
-                            CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) != 0)
-            return -1;
-    } else {
-        /* Unprivileged (a hardened unit): only drop what is left, if any;
-         * capset itself may be filtered when there is nothing to drop. */
-        capng_get_caps_process();
-        if (capng_have_capabilities(CAPNG_SELECT_CAPS) != CAPNG_NONE) {
-            capng_clear(CAPNG_SELECT_CAPS);
-            if (capng_apply(CAPNG_SELECT_CAPS) != 0)
-                return -1;
-        }
-    }
-    /* Not dumpable: no core dump ever (a piped core_pattern ignores
-     * RLIMIT_CORE, and a crashing worker would stream its memory out), and
-     * no ptrace or /proc/<pid>/mem access by anything running as this user. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+    if (!ids->have)
+        return 0;
+    capng_clear(CAPNG_SELECT_BOTH);
+    return capng_change_id((int)ids->uid, (int)ids->gid,
+                           CAPNG_DROP_SUPP_GRP | CAPNG_CLEAR_BOUNDING) == 0 ? 0 : -1;
+}
+
+/* Whatever capabilities are left (unprivileged in a hardened unit: none,
+ * and capset itself may be filtered when there is nothing to drop). */
+static int clear_capabilities(void)
+{
+    capng_get_caps_process();
+    if (capng_have_capabilities(CAPNG_SELECT_CAPS) == CAPNG_NONE)
+        return 0;
+    capng_clear(CAPNG_SELECT_CAPS);
+    return capng_apply(CAPNG_SELECT_CAPS) == 0 ? 0 : -1;
+}
+
+/* Not dumpable: no core dump ever (a piped core_pattern ignores
+ * RLIMIT_CORE, and a crashing worker would stream its memory out), and no
+ * ptrace or /proc/<pid>/mem access by anything running as this user. */
+static int drop_identity(const struct sandbox_ids *ids, struct sandbox_layers *L)
+{
+    errno = 0;
+    if (layer(L, LAYER_IDENTITY, switch_user(ids)) < 0)
         return -1;
-    return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+    errno = 0;
+    if (layer(L, LAYER_CAPABILITIES, clear_capabilities()) < 0 ||
+        layer(L, LAYER_DUMPABLE, prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)) < 0)
+        return -1;
+    return layer(L, LAYER_NO_NEW_PRIVS, prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0));
+}
+
+/* As root, a namespace of each kind, one at a time so that a refusal names
+ * the one refused (unprivileged, the unit's Private*= provide them). */
+static int enter_namespaces(const struct sandbox_ids *ids, struct sandbox_layers *L)
+{
+    static const struct { enum layer layer; int flag; } NS[] = {
+        { LAYER_NETNS, CLONE_NEWNET }, { LAYER_IPCNS, CLONE_NEWIPC },
+        { LAYER_UTSNS, CLONE_NEWUTS }, { LAYER_MNTNS, CLONE_NEWNS },
+    };
+    for (size_t i = 0; ids->have && i < sizeof(NS) / sizeof(NS[0]); i++)
+        if (layer(L, NS[i].layer, unshare(NS[i].flag)) < 0)
+            return -1;
+    return 0;
 }
 
 int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,
-                    int job_fd, char *why, size_t whylen)
+                    int job_fd, struct sandbox_layers *L, char *why, size_t whylen)
 {
-    if (ids->have && unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS) < 0) {
-        snprintf(why, whylen, "unshare namespaces: %s", strerror(errno));
-        return -1;
-    }
+    if (enter_namespaces(ids, L) < 0)
+        goto refused;
     if (isolate_fds(done_fd, job_fd) < 0) {
         snprintf(why, whylen, "isolating descriptors: %s", strerror(errno));
         return -1;
     }
-    if (apply_limits(lim) < 0) {
-        snprintf(why, whylen, "setrlimit: %s", strerror(errno));
-        return -1;
-    }
-    if (drop_identity(ids) < 0) {
-        snprintf(why, whylen, "dropping privileges: %s", strerror(errno));
-        return -1;
-    }
+    if (layer(L, LAYER_RLIMITS, apply_limits(lim)) < 0 || drop_identity(ids, L) < 0)
+        goto refused;
     return 0;
+refused:
+    layers_refusal(why, whylen, L->failed, L->err);
+    return -1;
 }
 
 /* --- Landlock: reads only below the Python library directories ----------- */
@@ -214,7 +275,7 @@ static int landlock_apply(void)
 {
     int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
     if (abi < 1)
-        return 0;   /* kernel without Landlock: seccomp and the unit still hold */
+        return -1;   /* refused (a container's filter) or not built in: errno says */
     struct landlock_ruleset_attr attr = {
         .handled_access_fs = LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE |
             LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR |
@@ -296,8 +357,9 @@ static int seccomp_apply(void)
 {
     scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
     if (!ctx)
-        return -1;
-    int rc = 0;
+        return -ENOMEM;
+    /* The kernel's own errno on failure, not libseccomp's ECANCELED. */
+    int rc = seccomp_attr_set(ctx, SCMP_FLTATR_API_SYSRAWRC, 1);
     for (size_t i = 0; rc == 0 && i < sizeof(ALLOWED_SYSCALLS) / sizeof(ALLOWED_SYSCALLS[0]); i++)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, ALLOWED_SYSCALLS[i], 0);
     /* open only for reading: no O_WRONLY, O_RDWR, O_CREAT or O_TRUNC. */
@@ -323,22 +385,29 @@ static int seccomp_apply(void)
     if (rc == 0)
         rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 1,
                               SCMP_A2(SCMP_CMP_EQ, 0));
-    if (rc == 0)
+    if (rc == 0) {
+        /* libseccomp 2.5 answers EFAULT when its prctl fallback is refused;
+         * errno still holds the kernel's reason. */
+        errno = 0;
         rc = seccomp_load(ctx);
+        if (rc < 0 && errno)
+            rc = -errno;
+    }
     seccomp_release(ctx);
     return rc;
 }
 
-int sandbox_lock_down(char *why, size_t whylen)
+int sandbox_lock_down(struct sandbox_layers *L, char *why, size_t whylen)
 {
-    if (landlock_apply() < 0) {
-        snprintf(why, whylen, "landlock: %s", strerror(errno));
-        return -1;
-    }
+    errno = 0;
+    if (layer(L, LAYER_LANDLOCK, landlock_apply()) < 0)
+        goto refused;
     int rc = seccomp_apply();
-    if (rc < 0) {
-        snprintf(why, whylen, "seccomp: %s", strerror(-rc));
-        return -1;
-    }
+    errno = -rc;
+    if (layer(L, LAYER_SECCOMP, rc < 0 ? -1 : 0) < 0)
+        goto refused;
     return 0;
+refused:
+    layers_refusal(why, whylen, L->failed, L->err);
+    return -1;
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "layers.h"
 #include "pyrun.h"
 #include "report.h"
 #include "sandbox.h"
@@ -43,18 +44,29 @@ int main(int argc, char **argv)
      * PROBE_NO_LOCKDOWN=1 leaves Landlock and seccomp off. */
     const char *no_lock = getenv("PROBE_NO_LOCKDOWN");
     int lock = !(no_lock && strcmp(no_lock, "1") == 0);
-    /* The sandbox puts stderr on /dev/null as for the worker; the probe
-     * keeps its own through it as the done descriptor, then takes it back. */
+    /* As a worker: allow_missing_layers from the config applies.  The
+     * sandbox puts stderr on /dev/null as for the worker; the probe keeps
+     * its own through it as the done descriptor, then takes it back. */
+    struct sandbox_layers layers;
+    sandbox_layers_init(&layers, cfg.allow_missing_layers);
     int out = dup(2);
-    if (out < 0 || sandbox_prepare(&ids, lim, out, -1, why, sizeof(why)) < 0 ||
+    if (out < 0 || sandbox_prepare(&ids, lim, out, -1, &layers, why, sizeof(why)) < 0 ||
         dup2(SANDBOX_DONE_FD, 2) < 0 || close(SANDBOX_DONE_FD) < 0 ||
-        sandbox_after_exec(lim) < 0 || pyrun_start(r, lim) < 0 ||
-        (lock && sandbox_lock_down(why, sizeof(why)) < 0)) {
+        sandbox_after_exec(lim, &layers) < 0 || pyrun_start(r, lim) < 0 ||
+        (lock && sandbox_lock_down(&layers, why, sizeof(why)) < 0)) {
+        if (layers.failed >= 0)
+            layers_refusal(why, sizeof(why), layers.failed, layers.err);
         fprintf(stderr, "sandbox-probe: setup failed: %s %s\n", why, r->err_message);
         return 2;
     }
-    fprintf(stderr, "sandbox-probe: sandbox %s, running unrestricted code\n",
-            lock ? "closed" : "NOT locked down (profiling)");
+    char missing[160] = "";
+    if (layers.missing) {
+        char list[140];
+        layers_format(layers.missing, list, sizeof(list));
+        snprintf(missing, sizeof(missing), " (layers %s)", list);
+    }
+    fprintf(stderr, "sandbox-probe: sandbox %s%s, running unrestricted code\n",
+            lock ? "closed" : "NOT locked down (profiling)", missing);
     int rc = PyRun_SimpleString(argv[1]);
     fflush(stderr);
     _exit(rc == 0 ? 0 : 1);

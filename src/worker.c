@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "handoff.h"
+#include "layers.h"
 #include "log.h"
 
 static long now_us(void)
@@ -125,7 +126,11 @@ static void worker_child(struct report *r, const struct sandbox_ids *ids, int do
         r->state = REPORT_INTERNAL;
         _exit(4);
     }
-    if (sandbox_prepare(ids, lim, done_fd, job_fd, why, sizeof(why)) < 0) {
+    struct sandbox_layers layers;
+    sandbox_layers_init(&layers, ids->allow_missing);
+    int prepared = sandbox_prepare(ids, lim, done_fd, job_fd, &layers, why, sizeof(why));
+    sandbox_layers_report(&layers, r);
+    if (prepared < 0) {
         r->state = REPORT_INTERNAL;
         snprintf(r->err_message, sizeof(r->err_message), "sandbox: %s", why);
         _exit(3);
@@ -301,6 +306,25 @@ static void take_report(struct outcome *o, const struct verdict *v, const struct
     }
 }
 
+/* A layer the worker could not apply and the operator did not allow
+ * missing: it stopped before user code, and the host cannot serve.  (A
+ * worker taken over could claim this too; it only refuses its own request.) */
+static int layer_refused(struct request *req, const struct report *r)
+{
+    int which = r->layer_failed - 1, e = r->layer_errno;
+    if (which < 0 || which >= LAYER_COUNT)
+        return 0;
+    if (e <= 0 || e > 4095)
+        e = EIO;
+    char msg[160];
+    layers_refusal(msg, sizeof(msg), which, e);
+    log_prio(3, "%s errno=%d", msg, e);
+    set_error(&req->out, "internal", "ServiceUnavailable", "%s", msg);
+    req->out.layers_missing |= LAYER_BIT(which);
+    fail(req, 503, "ServiceUnavailable", "%s", msg);
+    return 1;
+}
+
 /* Judge the worker's end: killed for time or memory, crashed, or reported. */
 static void judge(struct outcome *o, const struct verdict *v, int status, const struct limits *lim)
 {
@@ -351,6 +375,7 @@ int worker_run(struct request *req, const struct sandbox_ids *ids)
     if (!h)
         return fail(req, 503, "ServiceUnavailable", "cannot map the worker's job: %s",
                     strerror(errno));
+    h->allow_missing_layers = ids->allow_missing;
     struct report *r = handoff_report(h);
     size_t size = h->total;
     int done[2];
@@ -395,7 +420,10 @@ int worker_run(struct request *req, const struct sandbox_ids *ids)
         o->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
         o->max_rss_kib = ru.ru_maxrss;
     }
-    judge(o, &v, status, &req->limits);
+    o->sandboxed = true;
+    o->layers_missing = v.hdr.layers_missing & ids->allow_missing;
+    if (!layer_refused(req, &v.hdr))
+        judge(o, &v, status, &req->limits);
     memcpy(req->stage_us, v.hdr.stage_us, sizeof(req->stage_us));
     munmap(h, size);
     return 0;

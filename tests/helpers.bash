@@ -29,6 +29,8 @@ start_server() {
             wrap=(valgrind --leak-check=full --show-leak-kinds=definite,indirect
                   --errors-for-leak-kinds=definite,indirect --child-silent-after-fork=yes
                   "--log-file=$VG_DIR/vg.%p.log")
+        elif [ -n "${SERVER_WRAP:-}" ]; then
+            read -ra wrap <<< "$SERVER_WRAP"   # e.g. tests/deny-syscall.c's launcher
         fi
         systemd-socket-activate --inetd -a -l "127.0.0.1:$PORT" \
             -E PYEXEC_KEYS -E PYEXEC_CONFIG -E PYEXEC_STATE -E ASAN_OPTIONS -E UBSAN_OPTIONS \

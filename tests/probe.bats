@@ -5,6 +5,10 @@
 # test makes the snippet print the precise denial to stderr (its stdout is
 # /dev/null), so it fails if the layer that gives that denial breaks:
 # errno 13 (EACCES) is Landlock, errno 1 (EPERM) is seccomp.
+# On a host that cannot apply a layer (systemd-nspawn refuses Landlock), the
+# probe must refuse to run; it is then run with allow_missing_layers naming
+# what is missing, and the tests that rely on a missing layer are skipped
+# ("landlock unavailable here (Function not implemented)").
 
 setup_file() {
     load helpers
@@ -13,6 +17,31 @@ setup_file() {
     export PYEXEC_CONFIG="$BATS_FILE_TMPDIR/probe.conf" PYEXEC_KEYS="$BATS_FILE_TMPDIR/api_keys.json"
     printf '[test]\ntimeout_ms = 2000\ncpu_ms = 1000\nmemory_mb = 64\n' > "$PYEXEC_CONFIG"
     "$MANAGE_KEYS" add --name "probe target" --env test > "$BATS_FILE_TMPDIR/key" 2>/dev/null
+    find_missing_layers
+}
+
+# Run the probe until it stops refusing, each time allowing the layer it
+# named; records "layer (reason)" lines in $BATS_FILE_TMPDIR/missing.
+find_missing_layers() {
+    local allow="" out i
+    : > "$BATS_FILE_TMPDIR/missing"
+    for i in $(seq 12); do
+        printf '[global]\nallow_missing_layers = %s\n[test]\ntimeout_ms = 2000\ncpu_ms = 1000\nmemory_mb = 64\n' \
+            "$allow" > "$PYEXEC_CONFIG"
+        out=$("${SANDBOX_PROBE:-}" 'pass' 2>&1) && break
+        [[ $out =~ sandbox\ layer\ unavailable:\ ([a-z_]+)\ \(([^\)]*)\) ]] || break
+        printf '%s (%s)\n' "${BASH_REMATCH[1]}" "${BASH_REMATCH[2]}" >> "$BATS_FILE_TMPDIR/missing"
+        allow="$allow ${BASH_REMATCH[1]}"
+    done
+}
+
+# needs LAYER...: skip when this host cannot apply one of them.
+needs() {
+    local l line
+    for l; do
+        line=$(grep "^$l " "$BATS_FILE_TMPDIR/missing" || true)
+        [ -z "$line" ] || skip "$l unavailable here ${line#"$l "}"
+    done
 }
 
 setup() {
@@ -53,7 +82,17 @@ def t(label, f):
 # (stderr included), and checks the sandbox really closed first.
 probe() {
     run "$SANDBOX_PROBE" "$PRELUDE$1"
-    assert_line --index 0 "sandbox-probe: sandbox closed, running unrestricted code"
+    local missing=""
+    [ ! -s "$BATS_FILE_TMPDIR/missing" ] ||
+        missing=" (layers $(cut -d' ' -f1 "$BATS_FILE_TMPDIR/missing" | sort_layers | sed 's/^/-/' | paste -sd,))"
+    assert_line --index 0 "sandbox-probe: sandbox closed$missing, running unrestricted code"
+}
+
+# Layer names in the order the probe lists them (src/layers.h).
+sort_layers() {
+    awk 'BEGIN { n = split("netns ipcns utsns mntns rlimits identity capabilities no_new_privs dumpable timers landlock seccomp", o, " ")
+                 for (i = 1; i <= n; i++) rank[o[i]] = i }
+         { print rank[$0], $0 }' | sort -n | cut -d' ' -f2
 }
 
 # start_sibling: a process of the worker's own user (so only the sandbox, not
@@ -69,6 +108,15 @@ as_nobody() {
     setpriv --reuid="$NOBODY_UID" --regid="$NOBODY_GID" --clear-groups "$@"
 }
 
+@test "fail closed: a layer this host cannot apply makes the probe refuse to run" {
+    [ -s "$BATS_FILE_TMPDIR/missing" ] || skip "every layer applies here (layers.bats forces refusals)"
+    printf '[test]\nmemory_mb = 64\n' > "$BATS_FILE_TMPDIR/strict.conf"
+    PYEXEC_CONFIG="$BATS_FILE_TMPDIR/strict.conf" run "$SANDBOX_PROBE" 'print("RAN")'
+    assert_failure 2
+    assert_output --partial "sandbox-probe: setup failed: sandbox layer unavailable: $(head -n 1 "$BATS_FILE_TMPDIR/missing")"
+    refute_output --partial "RAN"
+}
+
 @test "control: the probe runs unrestricted Python once the sandbox is closed" {
     probe 't("dunder walk", lambda: ().__class__.__mro__[-1].__name__)
 t("import", lambda: __import__("socket").__name__)
@@ -80,6 +128,7 @@ t("read stdlib", lambda: len(open(os.__file__).read()) > 0)'
 }
 
 @test "the keys file (0600, root) cannot be read" {
+    needs landlock
     assert_equal "$(stat -c '%a %U' "$PYEXEC_KEYS")" "600 root"
     probe "t('keys file', lambda: open('$PYEXEC_KEYS').read())
 t('keys dir', lambda: os.listdir('$(dirname "$PYEXEC_KEYS")'))
@@ -93,6 +142,7 @@ t('config file', lambda: open('$PYEXEC_CONFIG').read())"
 }
 
 @test "world-readable copies of the keys file under /tmp and /etc are denied by Landlock" {
+    needs landlock
     local tmpcopy="/tmp/pyexec-probe-keys.$$.$BATS_TEST_NUMBER.json"
     local etccopy="/etc/pyexec-probe-keys.$$.$BATS_TEST_NUMBER.json"
     CREATED=("$tmpcopy" "$etccopy")
@@ -113,6 +163,7 @@ t('etc copy by fd', lambda: os.read(os.open('$etccopy', os.O_RDONLY), 4096))"
 }
 
 @test "/etc/passwd and /etc/shadow cannot be read" {
+    needs landlock
     as_nobody cat /etc/passwd | grep -q '^root:'   # control: DAC alone allows it
     probe 't("passwd", lambda: open("/etc/passwd").read())
 t("shadow", lambda: open("/etc/shadow").read())
@@ -125,6 +176,7 @@ t("passwd via getpwnam", lambda: __import__("pwd").getpwnam("root"))'
 }
 
 @test "no socket can be created: AF_INET, AF_INET6, AF_UNIX, AF_NETLINK, AF_PACKET, socketpair" {
+    needs seccomp
     probe 'import socket
 t("inet", lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
 t("inet6 udp", lambda: socket.socket(socket.AF_INET6, socket.SOCK_DGRAM))
@@ -141,6 +193,7 @@ t("socketpair", lambda: socket.socketpair())'
 }
 
 @test "nothing can connect, even after socket() failed: create_connection to a live listener" {
+    needs seccomp landlock   # getaddrinfo cannot read /etc/hosts
     local flag="$BATS_TEST_TMPDIR/connected"
     /usr/bin/python3 -c 'import socket, sys
 s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(1)
@@ -167,6 +220,7 @@ t('getaddrinfo', lambda: socket.getaddrinfo('localhost', $port))"
 }
 
 @test "no file can be written or created: /tmp, /dev/shm, the cwd, and other ways" {
+    needs seccomp
     local dir="$BATS_TEST_TMPDIR/cwd"
     CREATED=("/tmp/pyexec-probe-$$-w" "/dev/shm/pyexec-probe-$$-w")
     mkdir "$dir"
@@ -220,6 +274,7 @@ t("open fds above 2", lambda: [n for n in range(3, 64) if is_open(n)])'
 }
 
 @test "nothing can be executed: execv, system, subprocess" {
+    needs seccomp
     probe 'import subprocess
 t("execv", lambda: os.execv("/bin/sh", ["sh", "-c", "echo PWNED >&2"]))
 t("execve", lambda: os.execve("/usr/bin/id", ["id"], {}))
@@ -238,6 +293,7 @@ t("still here", lambda: "yes")'
 }
 
 @test "no process can be created: fork, posix_spawn, threads" {
+    needs seccomp
     probe 't("fork", os.fork)
 t("posix_spawn", lambda: os.posix_spawn("/bin/true", ["true"], {}))
 t("posix_spawnp", lambda: os.posix_spawnp("true", ["true"], {}))
@@ -250,6 +306,7 @@ t("thread", lambda: __import__("threading").Thread(target=print).start())'
 }
 
 @test "no other process can be signalled, not even one of the same user" {
+    needs seccomp
     start_sibling
     probe "t('kill sibling', lambda: os.kill($SIBLING, 9))
 t('probe sibling', lambda: os.kill($SIBLING, 0))
@@ -267,6 +324,7 @@ t('kill all', lambda: os.kill(-1, 15))"
 }
 
 @test "no other process can be traced or have its memory read" {
+    needs landlock seccomp dumpable
     start_sibling
     probe "t('mem', lambda: open('/proc/$SIBLING/mem', 'rb'))
 t('environ', lambda: open('/proc/$SIBLING/environ', 'rb').read())
@@ -293,6 +351,7 @@ else:
 }
 
 @test "it runs as nobody with no way back to root and no capabilities" {
+    needs identity capabilities no_new_privs landlock seccomp
     probe 't("ids", lambda: (os.getuid(), os.geteuid(), os.getgid(), os.getegid()))
 t("setuid 0", lambda: os.setuid(0))
 t("setgid 0", lambda: os.setgid(0))
@@ -321,6 +380,7 @@ else:
 }
 
 @test "no mounts, chroot or device nodes" {
+    needs seccomp
     CREATED=(/tmp/pyexec-probe-node)
     probe 't("chroot", lambda: os.chroot("/"))
 t("mknod", lambda: os.mknod("/tmp/pyexec-probe-node", 0o600 | 0o020000, os.makedev(1, 3)))
@@ -333,6 +393,7 @@ t("chdir then read", lambda: (os.chdir("/etc"), open("hostname").read()))'
 }
 
 @test "network interfaces cannot be enumerated" {
+    needs netns landlock seccomp
     probe 'import socket
 t("if_nameindex", socket.if_nameindex)
 t("sys class net", lambda: os.listdir("/sys/class/net"))
@@ -356,6 +417,7 @@ t("small still works", lambda: len(bytearray(2**20)))'
 }
 
 @test "memory outside Python's allocator is capped by RLIMIT_AS" {
+    needs rlimits
     if ldd "$SANDBOX_PROBE" | grep -q libasan; then
         skip "RLIMIT_AS is off by design in the sanitizer build (ASan reserves terabytes of shadow)"
     fi
@@ -366,6 +428,7 @@ t("mmap 4 GiB", lambda: mmap.mmap(-1, 4 << 30))'
 }
 
 @test "the CPU limit holds: while True ends by a signal within seconds" {
+    needs timers rlimits
     local start end
     start=$(date +%s%N)
     run "$SANDBOX_PROBE" 'while True: pass'
@@ -375,6 +438,7 @@ t("mmap 4 GiB", lambda: mmap.mmap(-1, 4 << 30))'
 }
 
 @test "ignoring SIGXCPU does not help: RLIMIT_CPU's hard limit kills" {
+    needs rlimits
     local start end
     start=$(date +%s%N)
     run "$SANDBOX_PROBE" 'import signal

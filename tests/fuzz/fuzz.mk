@@ -34,7 +34,7 @@ SRCS_fuzz_json_body := body.c jsonext.c request.c
 SRCS_fuzz_pyconv    := pyconv.c jsonext.c
 SRCS_fuzz_pyresult  := pyconv.c jsonext.c
 SRCS_fuzz_keys      := keys.c crypto.c
-SRCS_fuzz_config    := config.c
+SRCS_fuzz_config    := config.c layers.c
 LIBS_fuzz_http      := -Wl,--wrap=read
 LIBS_fuzz_json_body := $(shell pkg-config --libs libcjson) -lm
 LIBS_fuzz_pyconv    := $(shell pkg-config --libs python3-embed libcjson)

@@ -93,6 +93,7 @@ static void execute(struct request *r)
         return;
     request_mark(r, MARK_AUTH);
     if (ratelimit_admit(r, &cfg) < 0 || check_content_type(r) < 0 ||
+        http_continue(r, CONN_OUT, r->limits.body_bytes) < 0 ||
         http_read_body(r, CONN_IN, r->limits.body_bytes) < 0)
         return;
     request_mark(r, MARK_BODY);

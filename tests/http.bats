@@ -198,3 +198,41 @@ status_of() {
     assert_failure
     grep -q "status=200 outcome=ok" "$SRV_LOG"
 }
+
+@test "Expect: 100-continue gets a 100 before the body is sent, then 200" {
+    run timeout 20 /usr/bin/python3 "$BATS_TEST_DIRNAME/expect.py" "$PORT" "$KEY" '{"code":"result = 6*7"}'
+    assert_line "GOT-100"
+    assert_output --partial "HTTP/1.1 200"
+    assert_output --partial '"result":42'
+    refute_output --partial "TIMEOUT"
+}
+
+@test "Expect: 100-continue with a wrong key gets 401 and no 100" {
+    run timeout 20 /usr/bin/python3 "$BATS_TEST_DIRNAME/expect.py" "$PORT" wrong-key '{"code":"1"}'
+    refute_line "GOT-100"
+    refute_output --partial "100 Continue"
+    assert_output --regexp "^HTTP/1.1 401"
+}
+
+@test "Expect: 100-continue with a body over the limit gets 413 and no 100" {
+    run timeout 20 /usr/bin/python3 "$BATS_TEST_DIRNAME/expect.py" "$PORT" "$KEY" --size=2000000
+    refute_line "GOT-100"
+    assert_output --regexp "^HTTP/1.1 413"
+}
+
+@test "any other expectation is 417" {
+    run raw_request 'GET /health HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n'
+    assert_output --partial "HTTP/1.1 417 Expectation Failed"
+    assert_output --partial '"type":"ExpectationFailed"'
+}
+
+@test "curl with Expect: 100-continue and a 2 KiB body answers at once" {
+    code=$(head -c 2000 /dev/zero | tr '\0' ' ')
+    start=$(date +%s%N)
+    run curl -s -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+        -H 'Expect: 100-continue' --expect100-timeout 10 \
+        --data-binary "{\"code\":\"result = 1$code\"}" "$URL/execute"
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    assert_output --partial '"result":1'
+    [ "$ms" -lt 5000 ]
+}

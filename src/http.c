@@ -219,6 +219,8 @@ static int parse_head(struct request *req)
     req->api_key = request_header(req, "X-API-Key");
     if (count_header(req, "X-API-Key") > 1)
         return fail(req, 400, "BadRequest", "more than one X-API-Key header");
+    if (count_header(req, "Authorization") > 1)
+        return fail(req, 400, "BadRequest", "more than one Authorization header");
     if (count_header(req, "Host") > 1)
         return fail(req, 400, "BadRequest", "more than one Host header");
     if (check_expect(req) < 0)

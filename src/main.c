@@ -170,12 +170,12 @@ static void metrics(struct request *r)
     keys_free(&ring);
 }
 
-/* Route on path, then method. */
+/* Route on path, then method.  HEAD runs as GET; respond() drops the body. */
 static void route(struct request *r)
 {
     if (strcmp(r->path, "/health") == 0 || strcmp(r->path, "/metrics") == 0) {
-        if (strcmp(r->method, "GET") != 0) {
-            r->fail.allow = "GET";
+        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+            r->fail.allow = "GET, HEAD";
             fail(r, 405, "MethodNotAllowed", "use GET for %s", r->path);
         } else if (strcmp(r->path, "/health") == 0) {
             health(r);

@@ -99,7 +99,9 @@ static int send_response(struct request *req, int fd, int status, const char *bo
     struct iovec iov[3] = {
         { head, (size_t)n }, { (void *)body, blen }, { (void *)"\n", 1 },
     };
-    return write_all(fd, iov, 3, &req->bytes_out);
+    /* HEAD: the same head, Content-Length of the body it would get, no body. */
+    bool head_only = req->method && strcmp(req->method, "HEAD") == 0;
+    return write_all(fd, iov, head_only ? 1 : 3, &req->bytes_out);
 }
 
 static cJSON *error_object(const char *type, const char *message, int line)

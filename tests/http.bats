@@ -236,3 +236,38 @@ status_of() {
     assert_output --partial '"result":1'
     [ "$ms" -lt 5000 ]
 }
+
+# body_after_head RAW: (repr of) what follows the blank line of the reply (read until close).
+body_after_head() {
+    raw_request "$@" | /usr/bin/python3 -c 'import sys; d=sys.stdin.read(); print(repr(d.split("\r\n\r\n",1)[1]))'
+}
+
+@test "HEAD is answered like GET, with the GET body's Content-Length and no body" {
+    get=$(raw_request 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+    head=$(raw_request 'HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n')
+    [[ "$head" == "HTTP/1.1 200 OK"* ]]
+    get_cl=$(grep -i '^Content-Length:' <<<"$get" | tr -d '\r')
+    head_cl=$(grep -i '^Content-Length:' <<<"$head" | tr -d '\r')
+    assert_equal "$head_cl" "$get_cl"
+    grep -q '^Content-Type: application/json' <<<"$head"
+    [ "$(body_after_head 'HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n')" = "''" ]
+    [ "$(body_after_head 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')" != "''" ]
+}
+
+@test "HEAD /metrics needs the key like GET and sends no body" {
+    admin=$("$MANAGE_KEYS" add --name "head admin" --env test --scope admin 2>/dev/null)
+    run raw_request 'HEAD /metrics HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$admin"'\r\n\r\n'
+    assert_output --regexp '^HTTP/1.1 200'
+    assert_output --partial 'Content-Type: text/plain; version=0.0.4'
+    [ "$(body_after_head 'HEAD /metrics HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$admin"'\r\n\r\n')" = "''" ]
+    [ "$(body_after_head 'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n')" = "''" ]
+    [ "$(status_of 'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n')" = 401 ]
+}
+
+@test "HEAD on POST-only /execute is 405 with Allow and no body" {
+    run raw_request 'HEAD /execute HTTP/1.1\r\nHost: x\r\n\r\n'
+    assert_output --regexp '^HTTP/1.1 405'
+    assert_output --partial 'Allow: POST'
+    [ "$(body_after_head 'HEAD /execute HTTP/1.1\r\nHost: x\r\n\r\n')" = "''" ]
+    [ "$(status_of 'HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n')" = 404 ]
+}

@@ -271,3 +271,54 @@ body_after_head() {
     [ "$(body_after_head 'HEAD /execute HTTP/1.1\r\nHost: x\r\n\r\n')" = "''" ]
     [ "$(status_of 'HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n')" = 404 ]
 }
+
+@test "duplicate member names are 422 naming the key: request, limits, data at any depth" {
+    for body in '{"code":"result=1","code":"result=2"}' \
+                '{"code":"result=1","limits":{"timeout_ms":100,"timeout_ms":999999999}}' \
+                '{"code":"result=data","data":{"code":1,"code":2}}' \
+                '{"code":"result=data","data":[1,{"a":{"code":1,"b":2,"code":3}}]}'; do
+        post_execute "$body"
+        assert_equal "$STATUS" 422
+        assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" ValidationError
+        assert_equal "$(json_get "$BODY" 'j["error"]["message"]')" \
+            "duplicate member name \"$(grep -q timeout <<<"$body" && echo timeout_ms || echo code)\" in a JSON object"
+    done
+    # Same names in different objects are not duplicates.
+    post_execute '{"code":"result=data[\"a\"][\"a\"]","data":{"a":{"a":7}}}'
+    assert_equal "$STATUS" 200
+    assert_equal "$(json_get "$BODY" 'j["result"]')" 7
+}
+
+@test "numbers outside the RFC 8259 grammar are 400 InvalidJSON wherever they are" {
+    for n in 01 -01 1. -.5 .5 1e 1e+ +1 00 1.e5; do
+        for body in "{\"code\":\"result=1\",\"data\":{\"x\":$n}}" \
+                    "{\"code\":\"result=1\",\"data\":[[$n]]}" \
+                    "{\"code\":\"result=1\",\"limits\":{\"timeout_ms\":$n}}"; do
+            post_execute "$body"
+            assert_equal "$STATUS $body" "400 $body"
+            assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" InvalidJSON
+        done
+    done
+    post_execute '{"code":"result=data","data":[0,-0,0.5,-1.25e-3,1E+2,10,123456789012345678901234567890]}'
+    assert_equal "$STATUS" 200
+    assert_equal "$(json_get "$BODY" 'j["result"]')" '[0, 0, 0.5, -0.00125, 100.0, 10, 123456789012345678901234567890]'
+}
+
+@test "the cut of a long unknown field name falls on a UTF-8 character boundary" {
+    for prefix in "" a ab; do
+        name="$prefix$(printf 'é%.0s' $(seq 1 70))"
+        printf '{"code":"1","%s":1}' "$name" > "$BATS_TEST_TMPDIR/body.json"
+        curl -s -o "$BATS_TEST_TMPDIR/out" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+            --data-binary @"$BATS_TEST_TMPDIR/body.json" "$URL/execute"
+        run /usr/bin/python3 -c '
+import json, sys
+j = json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "strict"))
+print(j["error"]["type"], j["error"]["message"])' "$BATS_TEST_TMPDIR/out"
+        assert_success
+        assert_output --partial "ValidationError unknown field \"${prefix}éé"
+    done
+    printf '{"code":"1","limits":{"%s":1}}' "a$name" > "$BATS_TEST_TMPDIR/body.json"
+    curl -s -o "$BATS_TEST_TMPDIR/out" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+        --data-binary @"$BATS_TEST_TMPDIR/body.json" "$URL/execute"
+    /usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1],"rb").read().decode("utf-8","strict")))' "$BATS_TEST_TMPDIR/out"
+}

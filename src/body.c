@@ -66,8 +66,9 @@ static int apply_limits(struct request *req, const cJSON *lim)
             i++;
         if (i == n)
             return fail(req, 422, "ValidationError",
-                        "unknown limit \"%.64s\" (known: timeout_ms, cpu_ms, memory_mb, "
-                        "output_bytes, result_bytes)", f->string);
+                        "unknown limit \"%.*s\" (known: timeout_ms, cpu_ms, memory_mb, "
+                        "output_bytes, result_bytes)", jsonext_utf8_prefix(f->string, 64),
+                        f->string);
         long *cur = (long *)((char *)&req->limits + FIELDS[i].off);
         if (!cJSON_IsNumber(f) || !jsonext_is_integer(f) || f->valuedouble < 1)
             return fail(req, 422, "ValidationError",
@@ -83,13 +84,27 @@ static int apply_limits(struct request *req, const cJSON *lim)
     return 0;
 }
 
+/* cJSON keeps repeated names and GetObjectItem finds the first, Python's
+ * json the last: refuse them anywhere rather than pick one silently. */
+static int check_duplicates(struct request *req, const cJSON *root)
+{
+    const cJSON *dup = NULL;
+    if (jsonext_find_duplicate(root, &dup) < 0)
+        return fail(req, 503, "ServiceUnavailable", "out of memory checking the body");
+    if (dup)
+        return fail(req, 422, "ValidationError", "duplicate member name \"%.*s\" in a JSON object",
+                    jsonext_utf8_prefix(dup->string, 64), dup->string);
+    return 0;
+}
+
 static int check_fields(struct request *req, const cJSON *root)
 {
     for (const cJSON *f = root->child; f; f = f->next)
         if (strcmp(f->string, "code") != 0 && strcmp(f->string, "data") != 0 &&
             strcmp(f->string, "limits") != 0)
             return fail(req, 422, "ValidationError",
-                        "unknown field \"%.64s\" (expected code, data, limits)", f->string);
+                        "unknown field \"%.*s\" (expected code, data, limits)",
+                        jsonext_utf8_prefix(f->string, 64), f->string);
     return 0;
 }
 
@@ -104,7 +119,7 @@ int body_parse(struct request *req, struct exec_body *b)
         return fail(req, 400, "InvalidJSON", "%s", err);
     if (!cJSON_IsObject(b->root))
         return fail(req, 422, "ValidationError", "body must be a JSON object");
-    if (check_fields(req, b->root) < 0)
+    if (check_duplicates(req, b->root) < 0 || check_fields(req, b->root) < 0)
         return -1;
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(b->root, "code");
     if (!code)

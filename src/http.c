@@ -192,6 +192,19 @@ static size_t count_header(const struct request *req, const char *name)
     return n;
 }
 
+/* Expect: only 100-continue is understood (RFC 9110 10.1.1); the 100 is
+ * sent later, once the request is admitted, so a refused body is never sent. */
+static int check_expect(struct request *req)
+{
+    const char *e = request_header(req, "Expect");
+    if (!e)
+        return 0;
+    if (count_header(req, "Expect") > 1 || strcasecmp(e, "100-continue") != 0)
+        return fail(req, 417, "ExpectationFailed", "only \"Expect: 100-continue\" is understood");
+    req->expect_continue = strcmp(req->version, "HTTP/1.1") == 0;
+    return 0;
+}
+
 static int parse_head(struct request *req)
 {
     char *p = req->head, *end = req->head + req->head_len;
@@ -206,8 +219,12 @@ static int parse_head(struct request *req)
     req->api_key = request_header(req, "X-API-Key");
     if (count_header(req, "X-API-Key") > 1)
         return fail(req, 400, "BadRequest", "more than one X-API-Key header");
+    if (count_header(req, "Authorization") > 1)
+        return fail(req, 400, "BadRequest", "more than one Authorization header");
     if (count_header(req, "Host") > 1)
         return fail(req, 400, "BadRequest", "more than one Host header");
+    if (check_expect(req) < 0)
+        return -1;
     return check_framing(req);
 }
 
@@ -236,7 +253,7 @@ int http_read_head(struct request *req, int fd)
     return parse_head(req);
 }
 
-int http_read_body(struct request *req, int fd, long max_bytes)
+static int check_length(struct request *req, long max_bytes)
 {
     if (req->content_length < 0)
         return fail(req, 411, "LengthRequired", "POST requires a Content-Length header");
@@ -244,6 +261,34 @@ int http_read_body(struct request *req, int fd, long max_bytes)
         return fail(req, 413, "PayloadTooLarge",
                     "body of %ld bytes exceeds the limit of %ld bytes",
                     req->content_length, max_bytes);
+    return 0;
+}
+
+int http_continue(struct request *req, int out_fd, long max_bytes)
+{
+    if (!req->expect_continue)
+        return 0;
+    if (check_length(req, max_bytes) < 0)
+        return -1;
+    req->expect_continue = false;
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    size_t off = 0;
+    while (off < sizeof(cont) - 1) {
+        ssize_t w = write(out_fd, cont + off, sizeof(cont) - 1 - off);
+        if (w < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;   /* 25 bytes on a fresh socket: EAGAIN is not expected */
+        if (w <= 0)
+            return fail(req, 400, "BadRequest", "connection lost sending 100 Continue");
+        off += (size_t)w;
+    }
+    req->bytes_out += off;
+    return 0;
+}
+
+int http_read_body(struct request *req, int fd, long max_bytes)
+{
+    if (check_length(req, max_bytes) < 0)
+        return -1;
     size_t want = (size_t)req->content_length;
     req->body = malloc(want + 1);
     if (!req->body)

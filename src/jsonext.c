@@ -55,15 +55,46 @@ static int next_literal(struct literal_cursor *c, const char **start, size_t *n)
     return -1;
 }
 
-/* Pre-order walk: every number node, in document order, takes its literal. */
+/* RFC 8259: -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?  cJSON
+ * (strtod) also takes 01, 1. and -.5. */
+static bool valid_number(const char *s, size_t n)
+{
+    size_t i = 0, d;
+    if (i < n && s[i] == '-')
+        i++;
+    if (i < n && s[i] == '0')
+        i++;
+    else if (i < n && s[i] >= '1' && s[i] <= '9')
+        while (i < n && s[i] >= '0' && s[i] <= '9')
+            i++;
+    else
+        return false;
+    if (i < n && s[i] == '.') {
+        for (d = ++i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {}
+        if (i == d)
+            return false;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        i++;
+        if (i < n && (s[i] == '+' || s[i] == '-'))
+            i++;
+        for (d = i; i < n && s[i] >= '0' && s[i] <= '9'; i++) {}
+        if (i == d)
+            return false;
+    }
+    return i == n;
+}
+
+/* Pre-order walk: every number node, in document order, takes its literal.
+ * -1: out of memory; -2: a literal outside the RFC 8259 grammar. */
 static int attach_literals(cJSON *node, struct literal_cursor *c)
 {
     for (; node; node = node->next) {
         if (cJSON_IsNumber(node)) {
             const char *start;
             size_t n;
-            if (next_literal(c, &start, &n) < 0)
-                return -1;
+            if (next_literal(c, &start, &n) < 0 || !valid_number(start, n))
+                return -2;
             node->valuestring = malloc(n + 1);
             if (!node->valuestring)
                 return -1;
@@ -72,8 +103,9 @@ static int attach_literals(cJSON *node, struct literal_cursor *c)
         } else if (cJSON_IsString(node)) {
             /* Its text is skipped by next_literal; nothing to attach. */
         }
-        if (node->child && attach_literals(node->child, c) < 0)
-            return -1;
+        int rc = node->child ? attach_literals(node->child, c) : 0;
+        if (rc < 0)
+            return rc;
     }
     return 0;
 }
@@ -139,12 +171,63 @@ cJSON *jsonext_parse(const char *text, size_t len, const char **err)
         return NULL;
     }
     struct literal_cursor c = { text, len, 0 };
-    if (attach_literals(root, &c) < 0) {
+    int rc = attach_literals(root, &c);
+    if (rc < 0) {
         cJSON_Delete(root);
-        *err = "out of memory while reading numbers";
+        *err = rc == -2 ? "body is not valid JSON (a number such as 01, 1. or -.5 "
+                          "breaks the RFC 8259 grammar)"
+                        : "out of memory while reading numbers";
         return NULL;
     }
     return root;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+}
+
+/* A repeated member name among obj's own members (sorted: O(n log n), so a
+ * body of 100k members costs no quadratic time).  -1 when out of memory. */
+static int own_duplicate(const cJSON *obj, const cJSON **dup)
+{
+    size_t n = 0;
+    for (const cJSON *m = obj->child; m; m = m->next)
+        n++;
+    if (n < 2)
+        return 0;
+    const cJSON **v = malloc(n * sizeof(*v));
+    if (!v)
+        return -1;
+    n = 0;
+    for (const cJSON *m = obj->child; m; m = m->next)
+        v[n++] = m;
+    qsort(v, n, sizeof(*v), compare_names);
+    for (size_t i = 1; i < n && !*dup; i++)
+        if (strcmp(v[i - 1]->string, v[i]->string) == 0)
+            *dup = v[i];
+    free(v);
+    return 0;
+}
+
+int jsonext_find_duplicate(const cJSON *node, const cJSON **dup)
+{
+    for (; node && !*dup; node = node->next) {
+        if (cJSON_IsObject(node) && own_duplicate(node, dup) < 0)
+            return -1;
+        if (node->child && jsonext_find_duplicate(node->child, dup) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int jsonext_utf8_prefix(const char *s, size_t max)
+{
+    size_t n = strnlen(s, max);
+    if (n == max)   /* cut: while s[n] continues a character, cut before it */
+        while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+            n--;
+    return (int)n;
 }
 
 bool jsonext_is_integer(const cJSON *node)

@@ -16,6 +16,14 @@ cJSON *jsonext_parse(const char *text, size_t len, const char **err);
  * (cJSON's own strings stop at the first NUL).  NULL on allocation failure. */
 cJSON *jsonext_string(const char *s, size_t len);
 
+/* Set *dup to a member whose name repeats another in the same object,
+ * anywhere in the tree under (and after) node.  0, or -1 out of memory. */
+int jsonext_find_duplicate(const cJSON *node, const cJSON **dup);
+
+/* How many bytes of s, at most max, to print ("%.*s") without splitting a
+ * UTF-8 character. */
+int jsonext_utf8_prefix(const char *s, size_t max);
+
 /* Is the number literal of node (from jsonext_parse) an integer? */
 bool jsonext_is_integer(const cJSON *node);
 

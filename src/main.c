@@ -45,12 +45,35 @@ static void assign_request_id(struct request *r)
     crypto_hex(raw, sizeof(raw), r->request_id);
 }
 
-/* X-API-Key against the keys file (kept in *ring for the caller, which
+/* The key as presented: X-API-Key, or Authorization: Bearer (RFC 6750),
+ * equal ways; both may be sent only if they agree.  NULL with fail set. */
+static const char *presented_key(struct request *r)
+{
+    const char *auth = request_header(r, "Authorization");
+    if (!auth)
+        return r->api_key;
+    if (strncasecmp(auth, "Bearer", 6) != 0 || (auth[6] != ' ' && auth[6] != '\t')) {
+        fail(r, 401, "Unauthorized",
+             "only the Bearer scheme of Authorization is understood (or send X-API-Key)");
+        return NULL;
+    }
+    const char *token = auth + 6 + strspn(auth + 6, " \t");
+    if (r->api_key && strcmp(r->api_key, token) != 0) {
+        fail(r, 400, "BadRequest", "X-API-Key and Authorization: Bearer carry different keys");
+        return NULL;
+    }
+    return token;
+}
+
+/* The presented key against the keys file (kept in *ring for the caller, which
  * frees it before any worker starts).  Picks the env, its limits, and the
  * key's own overrides; refuses a key without the needed scope. */
 static int authenticate(struct request *r, unsigned scope, struct keyring *ring)
 {
-    if (!r->api_key || !*r->api_key)
+    const char *key = presented_key(r);
+    if (r->fail.status)
+        return -1;
+    if (!key || !*key)
         return fail(r, 401, "Unauthorized", "missing, unknown or revoked API key");
     const char *why = NULL;
     const char *path = keys_path(NULL);
@@ -59,7 +82,7 @@ static int authenticate(struct request *r, unsigned scope, struct keyring *ring)
         log_error("keys file %s: %s", path, why ? why : "cannot be loaded");
         return fail(r, 503, "ServiceUnavailable", "API keys are unavailable; see the server log");
     }
-    const struct key_entry *k = keys_authenticate(ring, r->api_key, strlen(r->api_key));
+    const struct key_entry *k = keys_authenticate(ring, key, strlen(key));
     int env = k ? config_env_id(k->env) : -1;
     if (!k || env < 0)
         return fail(r, 401, "Unauthorized", "missing, unknown or revoked API key");
@@ -94,6 +117,7 @@ static void execute(struct request *r)
         return;
     request_mark(r, MARK_AUTH);
     if (ratelimit_admit(r, &cfg) < 0 || check_content_type(r) < 0 ||
+        http_continue(r, CONN_OUT, r->limits.body_bytes) < 0 ||
         http_read_body(r, CONN_IN, r->limits.body_bytes) < 0)
         return;
     request_mark(r, MARK_BODY);
@@ -177,12 +201,12 @@ static void metrics(struct request *r)
     keys_free(&ring);
 }
 
-/* Route on path, then method. */
+/* Route on path, then method.  HEAD runs as GET; respond() drops the body. */
 static void route(struct request *r)
 {
     if (strcmp(r->path, "/health") == 0 || strcmp(r->path, "/metrics") == 0) {
-        if (strcmp(r->method, "GET") != 0) {
-            r->fail.allow = "GET";
+        if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0) {
+            r->fail.allow = "GET, HEAD";
             fail(r, 405, "MethodNotAllowed", "use GET for %s", r->path);
         } else if (strcmp(r->path, "/health") == 0) {
             health(r);

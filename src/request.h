@@ -63,6 +63,7 @@ struct request {
 
     const char *api_key;
     long content_length;      /* -1 when absent */
+    bool expect_continue;     /* Expect: 100-continue, 100 not yet sent */
     char request_id[REQUEST_ID_MAX + 1];
 
     char *body;               /* owned, NUL-terminated */

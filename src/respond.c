@@ -29,6 +29,7 @@ static const char *reason(int status)
     case 411: return "Length Required";
     case 413: return "Content Too Large";
     case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
     case 422: return "Unprocessable Content";
     case 429: return "Too Many Requests";
     case 431: return "Request Header Fields Too Large";
@@ -99,7 +100,9 @@ static int send_response(struct request *req, int fd, int status, const char *bo
     struct iovec iov[3] = {
         { head, (size_t)n }, { (void *)body, blen }, { (void *)"\n", 1 },
     };
-    return write_all(fd, iov, 3, &req->bytes_out);
+    /* HEAD: the same head, Content-Length of the body it would get, no body. */
+    bool head_only = req->method && strcmp(req->method, "HEAD") == 0;
+    return write_all(fd, iov, head_only ? 1 : 3, &req->bytes_out);
 }
 
 static cJSON *error_object(const char *type, const char *message, int line)

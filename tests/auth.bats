@@ -101,3 +101,47 @@ teardown() {
     [ -f "$BATS_TEST_TMPDIR/alt.pid" ] && kill "$(cat "$BATS_TEST_TMPDIR/alt.pid")" 2>/dev/null
     true
 }
+
+@test "Authorization: Bearer is an equal way to present the key, scheme in any case" {
+    for scheme in Bearer bearer BEARER; do
+        run curl -s -w ' %{http_code}' -H "Authorization: $scheme $KEY" \
+            -H 'Content-Type: application/json' -d '{"code":"result = 6*7"}' "$URL/execute"
+        assert_output --partial '"result":42'
+        assert_output --regexp ' 200$'
+    done
+    run curl -s -w ' %{http_code}' -H "Authorization: Bearer sk_test_nope" \
+        -H 'Content-Type: application/json' -d '{"code":"1"}' "$URL/execute"
+    assert_output --partial '{"success":false,"error":{"type":"Unauthorized","message":"missing, unknown or revoked API key"}}'
+    assert_output --regexp ' 401$'
+}
+
+@test "Bearer works on /metrics too" {
+    admin=$("$MANAGE_KEYS" add --name "bearer admin" --env test --scope admin 2>/dev/null)
+    run curl -s -w ' %{http_code}' -H "Authorization: Bearer $admin" "$URL/metrics"
+    assert_output --partial "pyexec_requests_total"
+    assert_output --regexp ' 200$'
+    run curl -s -w ' %{http_code}' "$URL/metrics"
+    assert_output --regexp ' 401$'
+}
+
+@test "X-API-Key and Bearer together: same key is fine, different keys are 400" {
+    run curl -s -w ' %{http_code}' -H "X-API-Key: $KEY" -H "Authorization: Bearer $KEY" \
+        -H 'Content-Type: application/json' -d '{"code":"result = 1"}' "$URL/execute"
+    assert_output --regexp ' 200$'
+    run curl -s -w ' %{http_code}' -H "X-API-Key: $KEY" -H "Authorization: Bearer $PROD_KEY" \
+        -H 'Content-Type: application/json' -d '{"code":"result = 1"}' "$URL/execute"
+    assert_output --partial '{"success":false,"error":{"type":"BadRequest","message":"X-API-Key and Authorization: Bearer carry different keys"}}'
+    assert_output --regexp ' 400$'
+}
+
+@test "another Authorization scheme is 401 saying only Bearer is understood" {
+    run curl -s -w ' %{http_code}' -u "user:$KEY" \
+        -H 'Content-Type: application/json' -d '{"code":"result = 1"}' "$URL/execute"
+    assert_output --partial 'only the Bearer scheme'
+    assert_output --regexp ' 401$'
+    run curl -s -w ' %{http_code}' -H "Authorization: Bearer" \
+        -H 'Content-Type: application/json' -d '{"code":"1"}' "$URL/execute"
+    assert_output --regexp ' 401$'
+    run curl -s -w ' %{http_code}' -u "user:x" "$URL/health"
+    assert_output --regexp ' 200$'
+}

@@ -177,6 +177,7 @@ MEMSCAN_PY='
 import re, sys
 pid, needle = sys.argv[1], sys.argv[2].encode()
 found = False
+tail, tail_end = b"", -1   # a needle may straddle adjacent mappings (.data/.bss)
 with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem:
     for line in maps:
         m = re.match(r"([0-9a-f]+)-([0-9a-f]+) (\S+)", line)
@@ -185,11 +186,13 @@ with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb", 0) as mem
             continue
         try:
             mem.seek(lo)
-            if needle in mem.read(hi - lo):
-                found = True
-                break
+            d = mem.read(hi - lo)
         except OSError:
-            pass
+            continue
+        if needle in (tail if tail_end == lo else b"") + d:
+            found = True
+            break
+        tail, tail_end = d[-len(needle):], hi
 print("found" if found else "absent")
 '
 

@@ -198,3 +198,127 @@ status_of() {
     assert_failure
     grep -q "status=200 outcome=ok" "$SRV_LOG"
 }
+
+@test "Expect: 100-continue gets a 100 before the body is sent, then 200" {
+    run timeout 20 /usr/bin/python3 "$BATS_TEST_DIRNAME/expect.py" "$PORT" "$KEY" '{"code":"result = 6*7"}'
+    assert_line "GOT-100"
+    assert_output --partial "HTTP/1.1 200"
+    assert_output --partial '"result":42'
+    refute_output --partial "TIMEOUT"
+}
+
+@test "Expect: 100-continue with a wrong key gets 401 and no 100" {
+    run timeout 20 /usr/bin/python3 "$BATS_TEST_DIRNAME/expect.py" "$PORT" wrong-key '{"code":"1"}'
+    refute_line "GOT-100"
+    refute_output --partial "100 Continue"
+    assert_output --regexp "^HTTP/1.1 401"
+}
+
+@test "Expect: 100-continue with a body over the limit gets 413 and no 100" {
+    run timeout 20 /usr/bin/python3 "$BATS_TEST_DIRNAME/expect.py" "$PORT" "$KEY" --size=2000000
+    refute_line "GOT-100"
+    assert_output --regexp "^HTTP/1.1 413"
+}
+
+@test "any other expectation is 417" {
+    run raw_request 'GET /health HTTP/1.1\r\nHost: x\r\nExpect: foo\r\n\r\n'
+    assert_output --partial "HTTP/1.1 417 Expectation Failed"
+    assert_output --partial '"type":"ExpectationFailed"'
+}
+
+@test "curl with Expect: 100-continue and a 2 KiB body answers at once" {
+    code=$(head -c 2000 /dev/zero | tr '\0' ' ')
+    start=$(date +%s%N)
+    run curl -s -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+        -H 'Expect: 100-continue' --expect100-timeout 10 \
+        --data-binary "{\"code\":\"result = 1$code\"}" "$URL/execute"
+    ms=$(( ($(date +%s%N) - start) / 1000000 ))
+    assert_output --partial '"result":1'
+    [ "$ms" -lt 5000 ]
+}
+
+# body_after_head RAW: (repr of) what follows the blank line of the reply (read until close).
+body_after_head() {
+    raw_request "$@" | /usr/bin/python3 -c 'import sys; d=sys.stdin.read(); print(repr(d.split("\r\n\r\n",1)[1]))'
+}
+
+@test "HEAD is answered like GET, with the GET body's Content-Length and no body" {
+    get=$(raw_request 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')
+    head=$(raw_request 'HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n')
+    [[ "$head" == "HTTP/1.1 200 OK"* ]]
+    get_cl=$(grep -i '^Content-Length:' <<<"$get" | tr -d '\r')
+    head_cl=$(grep -i '^Content-Length:' <<<"$head" | tr -d '\r')
+    assert_equal "$head_cl" "$get_cl"
+    grep -q '^Content-Type: application/json' <<<"$head"
+    [ "$(body_after_head 'HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n')" = "''" ]
+    [ "$(body_after_head 'GET /health HTTP/1.1\r\nHost: x\r\n\r\n')" != "''" ]
+}
+
+@test "HEAD /metrics needs the key like GET and sends no body" {
+    admin=$("$MANAGE_KEYS" add --name "head admin" --env test --scope admin 2>/dev/null)
+    run raw_request 'HEAD /metrics HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$admin"'\r\n\r\n'
+    assert_output --regexp '^HTTP/1.1 200'
+    assert_output --partial 'Content-Type: text/plain; version=0.0.4'
+    [ "$(body_after_head 'HEAD /metrics HTTP/1.1\r\nHost: x\r\nX-API-Key: '"$admin"'\r\n\r\n')" = "''" ]
+    [ "$(body_after_head 'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n')" = "''" ]
+    [ "$(status_of 'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n')" = 401 ]
+}
+
+@test "HEAD on POST-only /execute is 405 with Allow and no body" {
+    run raw_request 'HEAD /execute HTTP/1.1\r\nHost: x\r\n\r\n'
+    assert_output --regexp '^HTTP/1.1 405'
+    assert_output --partial 'Allow: POST'
+    [ "$(body_after_head 'HEAD /execute HTTP/1.1\r\nHost: x\r\n\r\n')" = "''" ]
+    [ "$(status_of 'HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n')" = 404 ]
+}
+
+@test "duplicate member names are 422 naming the key: request, limits, data at any depth" {
+    for body in '{"code":"result=1","code":"result=2"}' \
+                '{"code":"result=1","limits":{"timeout_ms":100,"timeout_ms":999999999}}' \
+                '{"code":"result=data","data":{"code":1,"code":2}}' \
+                '{"code":"result=data","data":[1,{"a":{"code":1,"b":2,"code":3}}]}'; do
+        post_execute "$body"
+        assert_equal "$STATUS" 422
+        assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" ValidationError
+        assert_equal "$(json_get "$BODY" 'j["error"]["message"]')" \
+            "duplicate member name \"$(grep -q timeout <<<"$body" && echo timeout_ms || echo code)\" in a JSON object"
+    done
+    # Same names in different objects are not duplicates.
+    post_execute '{"code":"result=data[\"a\"][\"a\"]","data":{"a":{"a":7}}}'
+    assert_equal "$STATUS" 200
+    assert_equal "$(json_get "$BODY" 'j["result"]')" 7
+}
+
+@test "numbers outside the RFC 8259 grammar are 400 InvalidJSON wherever they are" {
+    for n in 01 -01 1. -.5 .5 1e 1e+ +1 00 1.e5; do
+        for body in "{\"code\":\"result=1\",\"data\":{\"x\":$n}}" \
+                    "{\"code\":\"result=1\",\"data\":[[$n]]}" \
+                    "{\"code\":\"result=1\",\"limits\":{\"timeout_ms\":$n}}"; do
+            post_execute "$body"
+            assert_equal "$STATUS $body" "400 $body"
+            assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" InvalidJSON
+        done
+    done
+    post_execute '{"code":"result=data","data":[0,-0,0.5,-1.25e-3,1E+2,10,123456789012345678901234567890]}'
+    assert_equal "$STATUS" 200
+    assert_equal "$(json_get "$BODY" 'j["result"]')" '[0, 0, 0.5, -0.00125, 100.0, 10, 123456789012345678901234567890]'
+}
+
+@test "the cut of a long unknown field name falls on a UTF-8 character boundary" {
+    for prefix in "" a ab; do
+        name="$prefix$(printf 'é%.0s' $(seq 1 70))"
+        printf '{"code":"1","%s":1}' "$name" > "$BATS_TEST_TMPDIR/body.json"
+        curl -s -o "$BATS_TEST_TMPDIR/out" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+            --data-binary @"$BATS_TEST_TMPDIR/body.json" "$URL/execute"
+        run /usr/bin/python3 -c '
+import json, sys
+j = json.loads(open(sys.argv[1], "rb").read().decode("utf-8", "strict"))
+print(j["error"]["type"], j["error"]["message"])' "$BATS_TEST_TMPDIR/out"
+        assert_success
+        assert_output --partial "ValidationError unknown field \"${prefix}éé"
+    done
+    printf '{"code":"1","limits":{"%s":1}}' "a$name" > "$BATS_TEST_TMPDIR/body.json"
+    curl -s -o "$BATS_TEST_TMPDIR/out" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' \
+        --data-binary @"$BATS_TEST_TMPDIR/body.json" "$URL/execute"
+    /usr/bin/python3 -c 'import json,sys; print(json.loads(open(sys.argv[1],"rb").read().decode("utf-8","strict")))' "$BATS_TEST_TMPDIR/out"
+}

@@ -110,8 +110,8 @@ static int apply_limits(const struct limits *lim)
 
 /* Standard input and output become /dev/null: the worker never holds the
  * client's socket.  done_fd and job_fd move to SANDBOX_DONE_FD and
- * SANDBOX_JOB_FD, kept across execve; every other descriptor but stderr is
- * closed. */
+ * SANDBOX_JOB_FD, kept across execve, exec_fd to SANDBOX_EXEC_FD,
+ * close-on-exec; every other descriptor but stderr is closed. */
 static int keep_fd(int fd, int target)
 {
     if (fd != target)
@@ -119,13 +119,16 @@ static int keep_fd(int fd, int target)
     return fcntl(fd, F_SETFD, 0);
 }
 
-static int isolate_fds(int done_fd, int job_fd)
+static int isolate_fds(int done_fd, int job_fd, int exec_fd)
 {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
         return -1;
-    if (null > 2 && null != done_fd && null != job_fd)
+    if (null > 2 && null != done_fd && null != job_fd && null != exec_fd)
         close(null);
+    /* exec_fd out of the way of the two moves below; it goes last. */
+    if (exec_fd >= 0 && exec_fd < 10 && (exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+        return -1;
     int first = 3;
     if (done_fd >= 0) {
         /* job_fd may sit on SANDBOX_DONE_FD: move it out of the way first. */
@@ -139,6 +142,13 @@ static int isolate_fds(int done_fd, int job_fd)
         if (keep_fd(job_fd, SANDBOX_JOB_FD) < 0)
             return -1;
         first = SANDBOX_JOB_FD + 1;
+    }
+    if (exec_fd >= 0) {
+        if (dup3(exec_fd, SANDBOX_EXEC_FD, O_CLOEXEC) < 0)
+            return -1;
+        for (int fd = first; fd < SANDBOX_EXEC_FD; fd++)
+            close(fd);   /* a slot below it left unused (no done or job fd) */
+        first = SANDBOX_EXEC_FD + 1;
     }
     return (int)syscall(SYS_close_range, first, ~0U, 0);
 }
@@ -169,13 +179,13 @@ static int drop_identity(const struct sandbox_ids *ids)
 }
 
 int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,
-                    int job_fd, char *why, size_t whylen)
+                    int job_fd, int exec_fd, char *why, size_t whylen)
 {
     if (ids->have && unshare(CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNS) < 0) {
         snprintf(why, whylen, "unshare namespaces: %s", strerror(errno));
         return -1;
     }
-    if (isolate_fds(done_fd, job_fd) < 0) {
+    if (isolate_fds(done_fd, job_fd, exec_fd) < 0) {
         snprintf(why, whylen, "isolating descriptors: %s", strerror(errno));
         return -1;
     }

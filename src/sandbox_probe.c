@@ -42,7 +42,7 @@ int main(int argc, char **argv)
      * PROBE_NO_LOCKDOWN=1 leaves Landlock and seccomp off. */
     const char *no_lock = getenv("PROBE_NO_LOCKDOWN");
     int lock = !(no_lock && strcmp(no_lock, "1") == 0);
-    if (sandbox_prepare(&ids, lim, -1, -1, why, sizeof(why)) < 0 ||
+    if (sandbox_prepare(&ids, lim, -1, -1, -1, why, sizeof(why)) < 0 ||
         sandbox_after_exec(lim) < 0 || pyrun_start(r, lim) < 0 ||
         (lock && sandbox_lock_down(why, sizeof(why)) < 0)) {
         fprintf(stderr, "sandbox-probe: setup failed: %s %s\n", why, r->err_message);

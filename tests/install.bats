@@ -64,7 +64,7 @@ print(s.getsockname()[1], flush=True); time.sleep(60)' > "$BATS_TEST_TMPDIR/port
     HOLDER=$!
     local i port=""
     for i in $(seq 1 50); do port=$(cat "$BATS_TEST_TMPDIR/port"); [ -n "$port" ] && break; sleep 0.05; done
-    PYEXEC_LISTEN="127.0.0.1:$port" run -124 timeout 10 "$ROOT/scripts/run"
+    PYEXEC_LISTEN="127.0.0.1:$port" run timeout 10 "$ROOT/scripts/run"
     echo "$output"
     [ "$status" -ne 0 ] && [ "$status" -ne 124 ]
     assert_equal "${#lines[@]}" 1
@@ -103,6 +103,19 @@ install_to() {
     assert_success
 }
 
+# verify_units DIR: systemd-analyze verify on the installed units, with
+# DESTDIR as the root (ExecStart's binary is looked for there) and the
+# host's targets and slices copied in for their dependencies.
+verify_units() {
+    mkdir -p "$DEST/usr/lib/systemd/system"
+    cp -n /usr/lib/systemd/system/*.target /usr/lib/systemd/system/*.slice \
+        "$DEST/usr/lib/systemd/system/"
+    run systemd-analyze verify --root="$DEST" --man=no "$1/pyexec.socket" "$1/pyexec@.service"
+    echo "$output"
+    assert_success
+    assert_output ""
+}
+
 # units_point_into DIR PREFIX: every path in the units lies below PREFIX or /etc.
 units_point_into() {
     local u
@@ -123,12 +136,7 @@ units_point_into() {
     [ ! -e "$DEST/usr/local" ]
     ! grep -rn /usr/local "$DEST/usr/lib/systemd/system"
     [ -f "$DEST/etc/pyexec/pyexec.conf" ]
-    # systemd itself accepts them, binaries found under the tree.
-    run systemd-analyze verify --root="$DEST" --man=no \
-        /usr/lib/systemd/system/pyexec.socket /usr/lib/systemd/system/pyexec@.service
-    echo "$output"
-    assert_success
-    refute_output --partial pyexec
+    verify_units /usr/lib/systemd/system
 }
 
 @test "make install PREFIX=/usr/local: units in /etc/systemd/system, all paths in /usr/local" {
@@ -136,11 +144,7 @@ units_point_into() {
     units_point_into "$DEST/etc/systemd/system" /usr/local
     [ ! -e "$DEST/usr/lib/systemd" ]
     ! grep -rnE '/usr/(bin|lib|share)' "$DEST/etc/systemd/system"
-    run systemd-analyze verify --root="$DEST" --man=no \
-        /etc/systemd/system/pyexec.socket /etc/systemd/system/pyexec@.service
-    echo "$output"
-    assert_success
-    refute_output --partial pyexec
+    verify_units /etc/systemd/system
 }
 
 @test "the shipped socket listens on loopback only" {

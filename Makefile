@@ -3,7 +3,13 @@ CC      ?= cc
 PREFIX  ?= /usr/local
 DESTDIR ?=
 BINDIR   = $(PREFIX)/bin
+# Units of a distribution-style install (PREFIX=/usr) go with the
+# distribution's; a local one's (/usr/local) go to the administrator's.
+ifeq ($(PREFIX),/usr)
+UNITDIR ?= /usr/lib/systemd/system
+else
 UNITDIR ?= /etc/systemd/system
+endif
 CONFDIR ?= /etc/pyexec
 DOCDIR   = $(PREFIX)/share/doc/pyexec
 LIBDIR   = $(PREFIX)/lib/pyexec
@@ -130,9 +136,10 @@ install: all
 	install -m 755 build/pyexec build/manage-keys $(DESTDIR)$(BINDIR)/
 	install -d -m 755 $(DESTDIR)$(LIBDIR)
 	install -m 755 build/pyexec-worker $(DESTDIR)$(LIBDIR)/
-	install -m 644 units/pyexec.socket $(DESTDIR)$(UNITDIR)/pyexec.socket
-	sed -e 's|@BINDIR@|$(BINDIR)|g' units/pyexec@.service > $(DESTDIR)$(UNITDIR)/pyexec@.service
-	chmod 644 $(DESTDIR)$(UNITDIR)/pyexec@.service
+	for u in pyexec.socket pyexec@.service; do \
+	    sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' -e 's|@CONFDIR@|$(CONFDIR)|g' \
+	        units/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 644 $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
 	install -m 644 README.md api_keys.json.sample pyexec.conf.sample $(DESTDIR)$(DOCDIR)/
 	# /etc/pyexec: config readable (no secrets), keys file 0600 (manage-keys).
 	install -d -m 755 $(DESTDIR)$(CONFDIR)

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -107,6 +108,9 @@ static int run(struct handoff *h)
 
 int main(void)
 {
+    /* Executed through its descriptor (fexecve): kernels before 6.14 name
+     * the process after the descriptor's number ("5"); ps shows this. */
+    prctl(PR_SET_NAME, WORKER_PROGRAM, 0, 0, 0);
     struct handoff *h = map_job();
     if (!h) {
         fprintf(stderr, "pyexec-worker: no job on descriptor %d (started by hand? it is "

@@ -164,7 +164,9 @@ static int apply_limits(const struct limits *lim)
  *         lseek or set O_NONBLOCK on the shared file description.  Failures
  *         before user code travel in the report instead;
  *   3     SANDBOX_DONE_FD, the write end of the "report written" pipe;
- *   4     SANDBOX_JOB_FD, the job memfd (closed once mapped, before Python).
+ *   4     SANDBOX_JOB_FD, the job memfd (closed once mapped, before Python);
+ *   5     SANDBOX_EXEC_FD, the worker program opened while still root (its
+ *         path may be out of nobody's reach), close-on-exec: gone at fexecve.
  * done_fd and job_fd are kept across execve. */
 static int keep_fd(int fd, int target)
 {
@@ -173,13 +175,16 @@ static int keep_fd(int fd, int target)
     return fcntl(fd, F_SETFD, 0);
 }
 
-static int isolate_fds(int done_fd, int job_fd)
+static int isolate_fds(int done_fd, int job_fd, int exec_fd)
 {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
         return -1;
-    if (null > 2 && null != done_fd && null != job_fd)
+    if (null > 2 && null != done_fd && null != job_fd && null != exec_fd)
         close(null);
+    /* exec_fd out of the way of the two moves below; it goes last. */
+    if (exec_fd >= 0 && exec_fd < 10 && (exec_fd = fcntl(exec_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+        return -1;
     int first = 3;
     if (done_fd >= 0) {
         /* job_fd may sit on SANDBOX_DONE_FD: move it out of the way first. */
@@ -193,6 +198,13 @@ static int isolate_fds(int done_fd, int job_fd)
         if (keep_fd(job_fd, SANDBOX_JOB_FD) < 0)
             return -1;
         first = SANDBOX_JOB_FD + 1;
+    }
+    if (exec_fd >= 0) {
+        if (dup3(exec_fd, SANDBOX_EXEC_FD, O_CLOEXEC) < 0)
+            return -1;
+        for (int fd = first; fd < SANDBOX_EXEC_FD; fd++)
+            close(fd);   /* a slot below it left unused (no done or job fd) */
+        first = SANDBOX_EXEC_FD + 1;
     }
     return (int)syscall(SYS_close_range, first, ~0U, 0);
 }
@@ -249,11 +261,11 @@ static int enter_namespaces(const struct sandbox_ids *ids, struct sandbox_layers
 }
 
 int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,
-                    int job_fd, struct sandbox_layers *L, char *why, size_t whylen)
+                    int job_fd, int exec_fd, struct sandbox_layers *L, char *why, size_t whylen)
 {
     if (enter_namespaces(ids, L) < 0)
         goto refused;
-    if (isolate_fds(done_fd, job_fd) < 0) {
+    if (isolate_fds(done_fd, job_fd, exec_fd) < 0) {
         snprintf(why, whylen, "isolating descriptors: %s", strerror(errno));
         return -1;
     }

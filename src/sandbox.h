@@ -32,15 +32,20 @@ int sandbox_lookup_user(const char *name, struct sandbox_ids *ids);
 
 #define SANDBOX_DONE_FD 3   /* the worker's "report written" pipe */
 #define SANDBOX_JOB_FD  4   /* the worker's job and report (a memfd) */
+#define SANDBOX_EXEC_FD 5   /* the worker program, for fexecve (close-on-exec) */
 
 /* In the forked worker, before it executes the worker program: fresh
  * namespaces (when root), rlimits, the unprivileged user, no capabilities,
  * no_new_privs, only fds 0-2 (all on /dev/null), done_fd moved to
  * SANDBOX_DONE_FD and job_fd to SANDBOX_JOB_FD (-1: none), both kept across
- * execve.  0, or -1 with a message in why (L->failed >= 0 when a layer
- * could not be applied: why is then its refusal). */
+ * execve, and exec_fd (the worker program, opened while still privileged:
+ * the unprivileged user may not be able to reach its path) to
+ * SANDBOX_EXEC_FD, close-on-exec (-1: none).  0, or -1 with a message in
+ * why (L->failed >= 0 when a layer could not be applied: why is then its
+ * refusal). */
 int sandbox_prepare(const struct sandbox_ids *ids, const struct limits *lim, int done_fd,
-                    int job_fd, struct sandbox_layers *L, char *why, size_t whylen);
+                    int job_fd, int exec_fd, struct sandbox_layers *L, char *why,
+                    size_t whylen);
 
 /* In the worker program, first thing (execve resets them): not dumpable,
  * the CPU-time timer (SIGXCPU) and the wall-clock timer (SIGKILL). */

@@ -25,7 +25,7 @@ static void check_child(const struct sandbox_ids *ids, const struct limits *lim,
 {
     struct sandbox_layers L = res->layers;
     char why[256] = "";
-    if (sandbox_prepare(ids, lim, -1, -1, &L, why, sizeof(why)) == 0 &&
+    if (sandbox_prepare(ids, lim, -1, -1, -1, &L, why, sizeof(why)) == 0 &&
         sandbox_after_exec(lim, &L) == 0)
         (void)sandbox_lock_down(&L, why, sizeof(why));
     res->layers = L;

@@ -50,7 +50,7 @@ int main(int argc, char **argv)
     struct sandbox_layers layers;
     sandbox_layers_init(&layers, cfg.allow_missing_layers);
     int out = dup(2);
-    if (out < 0 || sandbox_prepare(&ids, lim, out, -1, &layers, why, sizeof(why)) < 0 ||
+    if (out < 0 || sandbox_prepare(&ids, lim, out, -1, -1, &layers, why, sizeof(why)) < 0 ||
         dup2(SANDBOX_DONE_FD, 2) < 0 || close(SANDBOX_DONE_FD) < 0 ||
         sandbox_after_exec(lim, &layers) < 0 || pyrun_start(r, lim) < 0 ||
         (lock && sandbox_lock_down(&layers, why, sizeof(why)) < 0)) {

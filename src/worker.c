@@ -80,8 +80,12 @@ static struct handoff *handoff_create(const struct request *req, int *fd)
 }
 
 /* The worker program (pyexec-worker) is looked for next to the executable
- * (the build tree), then in ../lib/pyexec/ (an installed tree). */
-static int find_worker_program(char *path, size_t len, struct report *r)
+ * (the build tree), then in ../lib/pyexec/ (an installed tree), and opened
+ * here, while still privileged: the worker's user need not be able to reach
+ * its path (a checkout under /root, mode 0700), and what is executed is
+ * what was found, whatever happens to the path afterwards.  Returns the
+ * descriptor (close-on-exec: the program is an ELF, not a script). */
+static int open_worker_program(char *path, size_t len, struct report *r)
 {
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
@@ -94,8 +98,9 @@ static int find_worker_program(char *path, size_t len, struct report *r)
     static const char *const WHERE[] = { "/", "/../lib/pyexec/" };
     for (size_t i = 0; i < sizeof(WHERE) / sizeof(WHERE[0]); i++) {
         snprintf(path, len, "%s%s%s", exe, WHERE[i], WORKER_PROGRAM);
-        if (access(path, X_OK) == 0)
-            return 0;
+        int fd = access(path, X_OK) == 0 ? open(path, O_PATH | O_CLOEXEC) : -1;
+        if (fd >= 0)
+            return fd;
     }
     snprintf(r->err_message, sizeof(r->err_message), "%s not found next to %.800s",
              WORKER_PROGRAM, exe);
@@ -122,13 +127,14 @@ static void worker_child(struct report *r, const struct sandbox_ids *ids, int do
     char why[256], path[PATH_MAX + 64];
     report_stage(r, STAGE_FORKED);
     pid_t supervisor = getppid();
-    if (find_worker_program(path, sizeof(path), r) < 0) {
+    int prog = open_worker_program(path, sizeof(path), r);
+    if (prog < 0) {
         r->state = REPORT_INTERNAL;
         _exit(4);
     }
     struct sandbox_layers layers;
     sandbox_layers_init(&layers, ids->allow_missing);
-    int prepared = sandbox_prepare(ids, lim, done_fd, job_fd, &layers, why, sizeof(why));
+    int prepared = sandbox_prepare(ids, lim, done_fd, job_fd, prog, &layers, why, sizeof(why));
     sandbox_layers_report(&layers, r);
     if (prepared < 0) {
         r->state = REPORT_INTERNAL;
@@ -142,7 +148,7 @@ static void worker_child(struct report *r, const struct sandbox_ids *ids, int do
     report_stage(r, STAGE_SANDBOXED);
     char *argv[] = { (char *)WORKER_PROGRAM, NULL }, *env[8];
     worker_env(env, sizeof(env) / sizeof(env[0]));
-    execve(path, argv, env);
+    fexecve(SANDBOX_EXEC_FD, argv, env);
     r->state = REPORT_INTERNAL;
     snprintf(r->err_message, sizeof(r->err_message), "cannot execute %.800s: %s", path,
              strerror(errno));

@@ -114,8 +114,8 @@ alt_server() {
 }
 
 # hostile_server: an alternate server whose worker program is
-# tests/hostile-worker.c, a stand-in for a worker taken over entirely.  Its
-# directory must be reachable by the worker's user (nobody, when root).
+# tests/hostile-worker.c, a stand-in for a worker taken over entirely.  The
+# supervisor opens it while root and runs it with fexecve.
 hostile_server() {
     HOSTILE_DIR=$(mktemp -d /tmp/pyexec-hostile.XXXXXX)
     chmod 711 "$HOSTILE_DIR"

@@ -250,7 +250,7 @@ static void report_value(struct report *r, PyObject *result)
 {
     char why[256];
     size_t len = 0;
-    switch (pyconv_to_json(result, report_result(r), r->result_cap, &len, why, sizeof(why))) {
+    switch (pyconv_to_json(result, report_result(r), r->result_cap + 1, &len, why, sizeof(why))) {
     case PYCONV_OK:
         r->result_len = len;
         r->state = REPORT_OK;

@@ -47,8 +47,10 @@ static struct handoff *handoff_create(const struct request *req, int *fd)
 {
     const struct limits *lim = &req->limits;
     size_t report_off = (sizeof(struct handoff) + 63) & ~(size_t)63;
+    /* The result area holds result_bytes and the converter's terminator:
+     * a result of exactly the limit is allowed. */
     size_t report_size = sizeof(struct report) + (size_t)lim->output_bytes +
-                         (size_t)lim->result_bytes;
+                         (size_t)lim->result_bytes + 1;
     size_t body_off = report_off + report_size;
     size_t total = body_off + req->body_len;
     *fd = memfd_create("pyexec-job", MFD_CLOEXEC | MFD_ALLOW_SEALING);

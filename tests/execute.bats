@@ -227,3 +227,18 @@ print("found" if found else "absent")
     assert_output absent
     wait "$curl_pid" || true
 }
+
+@test "a limit itself is allowed: a result of exactly result_bytes bytes, not one more" {
+    # "abcdefghijklmn" is 16 bytes as JSON (quotes included).
+    post_execute '{"code": "result = \"abcdefghijklmn\"", "limits": {"result_bytes": 16}}'
+    assert_equal "$STATUS" 200
+    assert_equal "$(json_get "$BODY" 'j["result"]')" abcdefghijklmn
+    post_execute '{"code": "result = \"abcdefghijklmno\"", "limits": {"result_bytes": 16}}'
+    assert_equal "$(json_get "$BODY" 'j["success"]')" false
+    assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" ResultTooLarge
+    # A number exactly at the limit, and one byte over.
+    post_execute '{"code": "result = 10**15", "limits": {"result_bytes": 16}}'
+    assert_equal "$(json_get "$BODY" 'j["result"]')" 1000000000000000
+    post_execute '{"code": "result = 10**16", "limits": {"result_bytes": 16}}'
+    assert_equal "$(json_get "$BODY" 'j["success"]')" false
+}

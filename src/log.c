@@ -45,6 +45,8 @@ void log_request(const struct request *req, int status)
     strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%SZ", &tm);
     put_value(client, sizeof(client), req->client_id[0] ? req->client_id : "-");
     const char *kind = req->fail.status ? req->fail.type : req->out.kind;
+    if (req->out.kind && strcmp(req->out.kind, "client_gone") == 0)
+        kind = req->out.kind;   /* whatever the answer was, it was not delivered */
     put_value(outcome, sizeof(outcome), kind ? kind : "ok");
     snprintf(path, sizeof(path), "%.80s", req->path ? req->path : "-");
     stage_times(req, stages, sizeof(stages));

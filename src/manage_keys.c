@@ -35,7 +35,7 @@
 #define DEFAULT_WORD    "default"  /* set: drop the key's own setting */
 #define RATE_LEN        32         /* "1000000/day" and more */
 #define NUM_LEN         32         /* a uint64_t, or one in thousandths as "N.NNN" */
-#define MAX_COLS        16         /* the widest table (usage) */
+#define MAX_COLS        18         /* the widest table (usage) */
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -170,7 +170,8 @@ static const char usage_help[] =
     "\n"
     "Show, per key (revoked ones too), the requests admitted and how they ended\n"
     "(successes, user errors, timeouts, memory errors, output limits, internal\n"
-    "errors), the requests refused by the rate or the concurrency limit, and CPU\n"
+    "errors, refused before execution, client gone; these sum to the requests),\n"
+    "the requests refused by the rate or the concurrency limit, and CPU\n"
     "and wall-clock seconds.  A key that never made a request shows zeros.\n"
     "\n"
     "Options:\n"
@@ -1209,6 +1210,8 @@ static const struct counter {
     {"memory_errors", "MEM_ERR", offsetof(struct usage, memory_errors), false},
     {"output_limits", "OUTPUT_LIM", offsetof(struct usage, output_limits), false},
     {"internal_errors", "INTERNAL_ERR", offsetof(struct usage, internal_errors), false},
+    {"refused", "REFUSED", offsetof(struct usage, refused), false},
+    {"client_gone", "GONE", offsetof(struct usage, client_gone), false},
     {"rate_limited", "RATE_LIM", offsetof(struct usage, rate_limited), false},
     {"concurrency_limited", "CONC_LIM", offsetof(struct usage, concurrency_limited), false},
     {"cpu_seconds", "CPU_S", offsetof(struct usage, cpu_ms), true},

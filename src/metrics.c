@@ -21,6 +21,8 @@ static const struct metric METRICS[] = {
     { "pyexec_memory_errors_total", "Executions stopped by the memory limit.", offsetof(struct usage, memory_errors), 1 },
     { "pyexec_output_limits_total", "Executions stopped by the output limit.", offsetof(struct usage, output_limits), 1 },
     { "pyexec_internal_errors_total", "Executions that failed through a fault of the service.", offsetof(struct usage, internal_errors), 1 },
+    { "pyexec_refused_total", "Admitted requests refused (4xx) before execution: bad body, content type or fields.", offsetof(struct usage, refused), 1 },
+    { "pyexec_client_gone_total", "Admitted requests whose client left before the answer was written.", offsetof(struct usage, client_gone), 1 },
     { "pyexec_rate_limited_total", "Requests refused by the rate limit.", offsetof(struct usage, rate_limited), 1 },
     { "pyexec_concurrency_limited_total", "Requests refused by the concurrency limit.", offsetof(struct usage, concurrency_limited), 1 },
     { "pyexec_cpu_seconds_total", "CPU time of executions.", offsetof(struct usage, cpu_ms), 1000 },

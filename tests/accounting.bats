@@ -68,3 +68,61 @@ workers_running() {
     sleep 0.2
     [ "$(workers_running)" = 0 ]
 }
+
+# The outcome counters: every admitted request lands in exactly one.
+OUTCOMES='successes user_errors timeouts memory_errors output_limits internal_errors refused client_gone'
+
+@test "refusals after authentication are counted: the outcome counters add up to requests everywhere" {
+    k=$("$MANAGE_KEYS" add --name summed --env test 2>/dev/null)
+    post_execute '{"code": ' "$k"
+    assert_equal "$STATUS" 400
+    run curl -s -o /dev/null -w '%{http_code}' -X POST "$URL/execute" -H "X-API-Key: $k" \
+        --data-binary '{"code": "result = 1"}'
+    assert_output 415
+    post_execute '{"cod": "result = 1"}' "$k"
+    [[ "$STATUS" == 4* ]]
+    post_execute '{"code": "result = 1"}' "$k"
+    assert_equal "$STATUS" 200
+    # manage-keys usage --json
+    run "$MANAGE_KEYS" usage --json
+    assert_success
+    run /usr/bin/python3 -c 'import json, sys
+e = next(e for e in json.loads(sys.argv[1]) if e["name"] == "summed")
+print(e["requests"], e["successes"], e["refused"], sum(e[f] for f in sys.argv[2].split()))' \
+        "$output" "$OUTCOMES"
+    assert_output '4 1 3 4'
+    # manage-keys usage (the table)
+    run "$MANAGE_KEYS" usage
+    header=$(echo "$output" | head -n 1)
+    row=$(echo "$output" | grep ' summed$')
+    run /usr/bin/python3 -c 'import sys
+cols = dict(zip(sys.argv[1].split(), sys.argv[2].split()))
+print(cols["REQUESTS"], sum(int(cols[c]) for c in "SUCCESSES USER_ERR TIMEOUTS MEM_ERR OUTPUT_LIM INTERNAL_ERR REFUSED GONE".split()))' \
+        "$header" "$row"
+    assert_output '4 4'
+    # /metrics
+    admin=$("$MANAGE_KEYS" add --name sums-ops --env prod --scope admin 2>/dev/null)
+    run curl -s -H "X-API-Key: $admin" "$URL/metrics"
+    assert_success
+    run /usr/bin/python3 -c 'import re, sys
+v = {m[0]: int(m[1]) for m in re.findall(r"pyexec_(\w+)_total\{[^}]*name=\"summed\"[^}]*\} (\d+)\n", sys.argv[1])}
+print(v["requests"], v["refused"], sum(v[f] for f in sys.argv[2].split()))' "$output" "$OUTCOMES"
+    assert_output '4 3 4'
+}
+
+@test "refusals after authentication use the rate allowance; refusals before it do not" {
+    k=$("$MANAGE_KEYS" add --name rated --env test --rate 2/min 2>/dev/null)
+    post_execute '{"code": "result = 1"}' "sk_test_notakey"
+    assert_equal "$STATUS" 401
+    post_execute '{"code": ' "$k"
+    assert_equal "$STATUS" 400
+    post_execute '{"cod": 1}' "$k"
+    [[ "$STATUS" == 4* ]]
+    post_execute '{"code": "result = 1"}' "$k"
+    assert_equal "$STATUS" 429
+    run "$MANAGE_KEYS" usage --json
+    run /usr/bin/python3 -c 'import json, sys
+e = next(e for e in json.loads(sys.argv[1]) if e["name"] == "rated")
+print(e["requests"], e["refused"], e["rate_limited"])' "$output"
+    assert_output '2 2 1'
+}

@@ -126,3 +126,23 @@ e = next(e for e in json.loads(sys.argv[1]) if e["name"] == "rated")
 print(e["requests"], e["refused"], e["rate_limited"])' "$output"
     assert_output '2 2 1'
 }
+
+@test "request lines carry the peer address and priority <6>; errors and 5xx lines <3>" {
+    run curl -s -o /dev/null --local-port 41000-41999 -w '%{local_port}' -H "X-Request-Id: peer-check" "$URL/health"
+    assert_success
+    local port=$output
+    wait_log 'request_id=peer-check '
+    grep 'request_id=peer-check ' "$SRV_LOG" | grep -q -E "^<6>pyexec: request_id=peer-check time=[^ ]+ peer=127\.0\.0\.1:$port "
+    # A broken config (read per request): an error line and a 503 line, both <3>.
+    cp "$PYEXEC_CONFIG" "$BATS_FILE_TMPDIR/good.conf"
+    printf '[test]\ntimeout_ms = soon\n' > "$PYEXEC_CONFIG"
+    run curl -s -o /dev/null -w '%{http_code}' "$URL/health"
+    cp "$BATS_FILE_TMPDIR/good.conf" "$PYEXEC_CONFIG"
+    assert_output 503
+    wait_log ' status=503 '
+    grep -q -E '^<3>pyexec: error: .*timeout_ms must be an integer' "$SRV_LOG"
+    grep -q -E '^<3>pyexec: request_id=[^ ]+ .* status=503 ' "$SRV_LOG"
+    # Every line pyexec writes has a priority prefix.
+    run grep -v -E '^(<[0-7]>|Listening on |Communication attempt on fd|Connection from |Spawned |Execing |Child [0-9]+ )' "$SRV_LOG"
+    assert_output ''
+}

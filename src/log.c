@@ -22,6 +22,7 @@ static void put_value(char *buf, size_t len, const char *v)
 static void peer_address(char *buf, size_t len)
 {
     struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
     socklen_t sl = sizeof(ss);
     char ip[INET6_ADDRSTRLEN];
     snprintf(buf, len, "-");

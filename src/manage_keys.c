@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "keystore.h"
 #include "state.h"
+#include "usage_counters.h"
 #include "version.h"
 
 #define PROG            "manage-keys"
@@ -1203,19 +1204,9 @@ static const struct counter {
     size_t offset;       /* of the uint64_t in struct usage */
     bool ms;             /* milliseconds, shown as seconds */
 } counters[] = {
-    {"requests", "REQUESTS", offsetof(struct usage, requests), false},
-    {"successes", "SUCCESSES", offsetof(struct usage, successes), false},
-    {"user_errors", "USER_ERR", offsetof(struct usage, user_errors), false},
-    {"timeouts", "TIMEOUTS", offsetof(struct usage, timeouts), false},
-    {"memory_errors", "MEM_ERR", offsetof(struct usage, memory_errors), false},
-    {"output_limits", "OUTPUT_LIM", offsetof(struct usage, output_limits), false},
-    {"internal_errors", "INTERNAL_ERR", offsetof(struct usage, internal_errors), false},
-    {"refused", "REFUSED", offsetof(struct usage, refused), false},
-    {"client_gone", "GONE", offsetof(struct usage, client_gone), false},
-    {"rate_limited", "RATE_LIM", offsetof(struct usage, rate_limited), false},
-    {"concurrency_limited", "CONC_LIM", offsetof(struct usage, concurrency_limited), false},
-    {"cpu_seconds", "CPU_S", offsetof(struct usage, cpu_ms), true},
-    {"wall_seconds", "WALL_S", offsetof(struct usage, wall_ms), true},
+#define COUNTER(field, name, header, help, ms) { name, header, offsetof(struct usage, field), ms },
+    USAGE_COUNTERS(COUNTER)
+#undef COUNTER
 };
 #define NCOUNTERS ((int)(sizeof counters / sizeof counters[0]))
 

@@ -1,6 +1,7 @@
 /* pyexec: serve one HTTP request on fd 0/1 (inetd style, as systemd's
  * Accept=yes provides), then exit.  The whole life of a connection: */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,7 @@ static void serve(struct request *r)
     int status = !r->fail.status && r->text ? respond_text(r, CONN_OUT, r->text, r->text_type)
                                             : respond(r, CONN_OUT);
     request_mark(r, MARK_REPLIED);
+    ratelimit_gone(r);
     log_request(r, status);
     http_linger(CONN_OUT);
     worker_reap(r);
@@ -264,6 +266,9 @@ int main(int argc, char **argv)
                         "as started by systemd socket activation)\n");
         return 2;
     }
+    /* A client gone before its answer is written must be logged and
+     * counted (EPIPE), not kill the process silently. */
+    signal(SIGPIPE, SIG_IGN);
     clock_gettime(CLOCK_MONOTONIC, &req.started);
     request_mark(&req, MARK_START);
     req.env = -1;

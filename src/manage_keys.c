@@ -24,6 +24,7 @@
 #include "keys.h"
 #include "keystore.h"
 #include "state.h"
+#include "usage_counters.h"
 #include "version.h"
 
 #define PROG            "manage-keys"
@@ -35,7 +36,7 @@
 #define DEFAULT_WORD    "default"  /* set: drop the key's own setting */
 #define RATE_LEN        32         /* "1000000/day" and more */
 #define NUM_LEN         32         /* a uint64_t, or one in thousandths as "N.NNN" */
-#define MAX_COLS        16         /* the widest table (usage) */
+#define MAX_COLS        18         /* the widest table (usage) */
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -170,7 +171,8 @@ static const char usage_help[] =
     "\n"
     "Show, per key (revoked ones too), the requests admitted and how they ended\n"
     "(successes, user errors, timeouts, memory errors, output limits, internal\n"
-    "errors), the requests refused by the rate or the concurrency limit, and CPU\n"
+    "errors, refused before execution, client gone; these sum to the requests),\n"
+    "the requests refused by the rate or the concurrency limit, and CPU\n"
     "and wall-clock seconds.  A key that never made a request shows zeros.\n"
     "\n"
     "Options:\n"
@@ -1202,17 +1204,9 @@ static const struct counter {
     size_t offset;       /* of the uint64_t in struct usage */
     bool ms;             /* milliseconds, shown as seconds */
 } counters[] = {
-    {"requests", "REQUESTS", offsetof(struct usage, requests), false},
-    {"successes", "SUCCESSES", offsetof(struct usage, successes), false},
-    {"user_errors", "USER_ERR", offsetof(struct usage, user_errors), false},
-    {"timeouts", "TIMEOUTS", offsetof(struct usage, timeouts), false},
-    {"memory_errors", "MEM_ERR", offsetof(struct usage, memory_errors), false},
-    {"output_limits", "OUTPUT_LIM", offsetof(struct usage, output_limits), false},
-    {"internal_errors", "INTERNAL_ERR", offsetof(struct usage, internal_errors), false},
-    {"rate_limited", "RATE_LIM", offsetof(struct usage, rate_limited), false},
-    {"concurrency_limited", "CONC_LIM", offsetof(struct usage, concurrency_limited), false},
-    {"cpu_seconds", "CPU_S", offsetof(struct usage, cpu_ms), true},
-    {"wall_seconds", "WALL_S", offsetof(struct usage, wall_ms), true},
+#define COUNTER(field, name, header, help, ms) { name, header, offsetof(struct usage, field), ms },
+    USAGE_COUNTERS(COUNTER)
+#undef COUNTER
 };
 #define NCOUNTERS ((int)(sizeof counters / sizeof counters[0]))
 

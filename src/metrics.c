@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "state.h"
+#include "usage_counters.h"
 
 struct metric {
     const char *name, *help;
@@ -13,19 +14,10 @@ struct metric {
     double scale;           /* cpu/wall are kept in ms, exported in seconds */
 };
 
-static const struct metric METRICS[] = {
-    { "pyexec_requests_total", "Executions admitted.", offsetof(struct usage, requests), 1 },
-    { "pyexec_successes_total", "Executions that returned a result.", offsetof(struct usage, successes), 1 },
-    { "pyexec_user_errors_total", "Executions that raised or returned an unusable result.", offsetof(struct usage, user_errors), 1 },
-    { "pyexec_timeouts_total", "Executions stopped by a time limit.", offsetof(struct usage, timeouts), 1 },
-    { "pyexec_memory_errors_total", "Executions stopped by the memory limit.", offsetof(struct usage, memory_errors), 1 },
-    { "pyexec_output_limits_total", "Executions stopped by the output limit.", offsetof(struct usage, output_limits), 1 },
-    { "pyexec_internal_errors_total", "Executions that failed through a fault of the service.", offsetof(struct usage, internal_errors), 1 },
-    { "pyexec_rate_limited_total", "Requests refused by the rate limit.", offsetof(struct usage, rate_limited), 1 },
-    { "pyexec_concurrency_limited_total", "Requests refused by the concurrency limit.", offsetof(struct usage, concurrency_limited), 1 },
-    { "pyexec_cpu_seconds_total", "CPU time of executions.", offsetof(struct usage, cpu_ms), 1000 },
-    { "pyexec_wall_seconds_total", "Wall time of executions.", offsetof(struct usage, wall_ms), 1000 },
-};
+#define METRIC(field, name, header, help, ms) \
+    { "pyexec_" name "_total", help, offsetof(struct usage, field), (ms) ? 1000 : 1 },
+static const struct metric METRICS[] = { USAGE_COUNTERS(METRIC) };
+#undef METRIC
 #define NMETRICS (sizeof(METRICS) / sizeof(METRICS[0]))
 
 /* A growing text buffer; on allocation failure it stays failed. */

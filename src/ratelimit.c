@@ -84,6 +84,8 @@ int ratelimit_admit(struct request *req, const struct config *cfg)
 /* Which counter an outcome goes to. */
 static size_t outcome_field(const struct outcome *o)
 {
+    if (o->kind && strcmp(o->kind, "client_gone") == 0)
+        return offsetof(struct usage, client_gone);
     if (o->success)
         return offsetof(struct usage, successes);
     if (!o->kind || strcmp(o->kind, "internal") == 0 || strcmp(o->kind, "crash") == 0)
@@ -97,10 +99,36 @@ static size_t outcome_field(const struct outcome *o)
     return offsetof(struct usage, user_errors);
 }
 
+/* The counter this request's outcome went to, 0 when none (one request per
+ * process), so that an undelivered answer can be moved to client_gone. */
+static size_t counted;
+
+/* Admitted past the rate window (counted in requests): every such request
+ * lands in exactly one outcome counter, so they sum to requests. */
+static size_t admitted_field(const struct request *req)
+{
+    if (req->out.ran)
+        return outcome_field(&req->out);
+    if (req->fail.status >= 500)
+        return offsetof(struct usage, internal_errors);
+    return offsetof(struct usage, refused);
+}
+
 void ratelimit_record(struct request *req)
 {
-    if (req->out.ran && req->usage.fd >= 0 &&
-        state_count(&req->usage, outcome_field(&req->out), req->out.cpu_ms, req->out.wall_ms) < 0)
+    int admitted = req->usage.fd >= 0 && req->rate_headers[0] && req->fail.status != 429;
+    size_t field = admitted ? admitted_field(req) : 0;
+    if (field && state_count(&req->usage, field, req->out.cpu_ms, req->out.wall_ms) < 0)
+        log_error("usage state %s: counting %s: %s", state_dir(), req->client_id, strerror(errno));
+    else
+        counted = field;
+}
+
+void ratelimit_gone(struct request *req)
+{
+    size_t gone = offsetof(struct usage, client_gone);
+    if (counted && counted != gone && req->out.kind && strcmp(req->out.kind, "client_gone") == 0 &&
+        state_move(&req->usage, counted, gone) < 0)
         log_error("usage state %s: counting %s: %s", state_dir(), req->client_id, strerror(errno));
 }
 

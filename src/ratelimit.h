@@ -15,6 +15,10 @@ int ratelimit_admit(struct request *req, const struct config *cfg);
  * client that reads its usage next sees it); never fails the request. */
 void ratelimit_record(struct request *req);
 
+/* After the answer: one that could not be delivered moves its count to
+ * client_gone. */
+void ratelimit_gone(struct request *req);
+
 /* Give back the slots (after the worker is reaped: they cover its whole life). */
 void ratelimit_release(struct request *req);
 

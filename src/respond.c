@@ -177,7 +177,8 @@ int respond(struct request *req, int fd)
         if (!body)
             return status;
     }
-    if (send_response(req, fd, status, body, "application/json") < 0 && !req->out.kind)
+    if (send_response(req, fd, status, body, "application/json") < 0 &&
+        (!req->out.kind || errno == EPIPE || errno == ECONNRESET))
         req->out.kind = "client_gone";
     free(body);
     return status;

@@ -85,7 +85,7 @@ static int load(struct client_state *cs)
     ssize_t r = pread(cs->fd, &cs->u, sizeof(cs->u), 0);
     if (r < 0)
         return -1;
-    if ((size_t)r != sizeof(cs->u) || cs->u.magic != USAGE_MAGIC || cs->u.version != USAGE_VERSION) {
+    if (((size_t)r != sizeof(cs->u) && (size_t)r != USAGE_V1_SIZE) || cs->u.magic != USAGE_MAGIC || cs->u.version != USAGE_VERSION) {
         memset(&cs->u, 0, sizeof(cs->u));
         cs->u.magic = USAGE_MAGIC;
         cs->u.version = USAGE_VERSION;
@@ -107,13 +107,13 @@ static int store(struct client_state *cs)
 static int locked_update(struct client_state *cs, int (*fn)(struct client_state *, void *),
                          void *arg)
 {
-    if (ofd_lock(cs->fd, F_WRLCK, 0, (off_t)sizeof(cs->u), 1) < 0)
+    if (ofd_lock(cs->fd, F_WRLCK, 0, (off_t)USAGE_V1_SIZE, 1) < 0)
         return -1;
     int rc = load(cs);
     if (rc == 0)
         rc = fn(cs, arg);
     int e = errno;
-    ofd_lock(cs->fd, F_UNLCK, 0, (off_t)sizeof(cs->u), 1);
+    ofd_lock(cs->fd, F_UNLCK, 0, (off_t)USAGE_V1_SIZE, 1);
     errno = e;
     return rc;
 }
@@ -156,6 +156,7 @@ int state_rate_admit(struct client_state *cs, long limit, long window_s, long *r
 struct count_args {
     size_t field;
     long cpu_ms, wall_ms;
+    size_t from;   /* a counter to take the count from, 0 for none */
 };
 
 static int count_step(struct client_state *cs, void *arg)
@@ -163,6 +164,9 @@ static int count_step(struct client_state *cs, void *arg)
     struct count_args *a = arg;
     uint64_t *counter = (uint64_t *)((char *)&cs->u + a->field);
     (*counter)++;
+    uint64_t *old = a->from ? (uint64_t *)((char *)&cs->u + a->from) : NULL;
+    if (old && *old)
+        (*old)--;
     cs->u.cpu_ms += (uint64_t)(a->cpu_ms > 0 ? a->cpu_ms : 0);
     cs->u.wall_ms += (uint64_t)(a->wall_ms > 0 ? a->wall_ms : 0);
     return store(cs);
@@ -175,7 +179,19 @@ int state_count(struct client_state *cs, size_t field, long cpu_ms, long wall_ms
         errno = EINVAL;
         return -1;
     }
-    struct count_args a = { field, cpu_ms, wall_ms };
+    struct count_args a = { field, cpu_ms, wall_ms, 0 };
+    return locked_update(cs, count_step, &a);
+}
+
+int state_move(struct client_state *cs, size_t from, size_t to)
+{
+    if (cs->fd < 0 || from + sizeof(uint64_t) > sizeof(struct usage) ||
+        from < offsetof(struct usage, requests) || to + sizeof(uint64_t) > sizeof(struct usage) ||
+        to < offsetof(struct usage, requests)) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct count_args a = { to, 0, 0, from };
     return locked_update(cs, count_step, &a);
 }
 
@@ -196,7 +212,7 @@ int state_read_usage(const char *dir, const char *id, struct usage *u)
     struct client_state cs = { .fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW) };
     if (cs.fd < 0)
         return -1;
-    int rc = ofd_lock(cs.fd, F_RDLCK, 0, (off_t)sizeof(cs.u), 1) == 0 ? load(&cs) : -1;
+    int rc = ofd_lock(cs.fd, F_RDLCK, 0, (off_t)USAGE_V1_SIZE, 1) == 0 ? load(&cs) : -1;
     *u = cs.u;
     close(cs.fd);
     return rc;

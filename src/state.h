@@ -10,6 +10,7 @@
 #ifndef PYEXEC_STATE_H
 #define PYEXEC_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -31,7 +32,14 @@ struct usage {
     uint64_t rate_limited;     /* 429 for the rate */
     uint64_t concurrency_limited;
     uint64_t cpu_ms, wall_ms;
+    /* Added later: a record written before them is shorter, and reads as
+     * zeroes here.  With the outcome counters above they sum to requests. */
+    uint64_t refused;          /* 4xx after admission: bad body, content type... */
+    uint64_t client_gone;      /* the client left before its answer was written */
 };
+
+/* The size of a record written before refused and client_gone existed. */
+#define USAGE_V1_SIZE offsetof(struct usage, refused)
 
 /* $PYEXEC_STATE or the default. */
 const char *state_dir(void);
@@ -58,6 +66,10 @@ int state_rate_admit(struct client_state *cs, long limit, long window_s, long *r
 /* Add to the counters under the lock: field is the offset of one uint64_t
  * counter in struct usage; cpu_ms and wall_ms are added too. */
 int state_count(struct client_state *cs, size_t field, long cpu_ms, long wall_ms);
+
+/* Move one count from one counter to another (offsets as for state_count),
+ * e.g. when the answer to a counted outcome could not be delivered. */
+int state_move(struct client_state *cs, size_t from, size_t to);
 
 void state_close_client(struct client_state *cs);
 

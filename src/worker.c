@@ -148,6 +148,7 @@ static void worker_child(struct report *r, const struct sandbox_ids *ids, int do
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != supervisor)
         _exit(6);
     report_stage(r, STAGE_SANDBOXED);
+    signal(SIGPIPE, SIG_DFL);   /* an ignored disposition would survive execve */
     char *argv[] = { (char *)WORKER_PROGRAM, NULL }, *env[8];
     worker_env(env, sizeof(env) / sizeof(env[0]));
     fexecve(SANDBOX_EXEC_FD, argv, env);
@@ -162,9 +163,12 @@ static void worker_child(struct report *r, const struct sandbox_ids *ids, int do
 /* Wait until the worker reports done (then it is reaped later, after the
  * answer is sent) or ends.  It kills itself at the wall limit; only if it is
  * still there BACKSTOP_MS later does the supervisor signal it, through its
- * pidfd (the unit denies kill() to keep siblings apart).  Returns 1 when the
- * worker said done and has not been reaped yet. */
-static int wait_worker(pid_t pid, int done_fd, long wall_ms, int *status, struct rusage *ru)
+ * pidfd (the unit denies kill() to keep siblings apart).  A client that
+ * hangs up meanwhile (fd 0) gets its worker killed at once: nobody would
+ * read the answer.  Returns 1 when the worker said done and has not been
+ * reaped yet. */
+static int wait_worker(pid_t pid, int done_fd, long wall_ms, int *status, struct rusage *ru,
+                       bool *gone)
 {
     int pfd = (int)syscall(SYS_pidfd_open, pid, 0);
     long deadline = now_us() + (wall_ms + BACKSTOP_MS) * 1000;
@@ -177,13 +181,19 @@ static int wait_worker(pid_t pid, int done_fd, long wall_ms, int *status, struct
                 kill(pid, SIGKILL);
             break;
         }
-        struct pollfd p[2] = { { .fd = pfd, .events = POLLIN },
-                               { .fd = done_fd, .events = POLLIN } };
-        int n = poll(p, 2, (int)left + 1);
+        struct pollfd p[3] = { { .fd = pfd, .events = POLLIN },
+                               { .fd = done_fd, .events = POLLIN },
+                               { .fd = 0, .events = POLLRDHUP } };
+        int n = poll(p, 3, (int)left + 1);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 || p[0].revents)
             break;
+        if (p[2].revents & (POLLRDHUP | POLLHUP | POLLERR)) {
+            *gone = true;
+            syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+            break;
+        }
         char c;
         if (p[1].revents && read(done_fd, &c, 1) == 1) {
             done = 1;
@@ -412,7 +422,8 @@ int worker_run(struct request *req, const struct sandbox_ids *ids)
     int status = 0;
     struct rusage ru;
     memset(&ru, 0, sizeof(ru));
-    int early = wait_worker(pid, done[0], req->limits.wall_ms, &status, &ru);
+    bool gone = false;
+    int early = wait_worker(pid, done[0], req->limits.wall_ms, &status, &ru, &gone);
     close(done[0]);
     struct outcome *o = &req->out;
     o->ran = true;
@@ -432,6 +443,8 @@ int worker_run(struct request *req, const struct sandbox_ids *ids)
     o->layers_missing = v.hdr.layers_missing & ids->allow_missing;
     if (!layer_refused(req, &v.hdr))
         judge(o, &v, status, &req->limits);
+    if (gone)
+        set_error(o, "client_gone", "ClientGone", "the client closed the connection");
     memcpy(req->stage_us, v.hdr.stage_us, sizeof(req->stage_us));
     munmap(h, size);
     return 0;

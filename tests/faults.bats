@@ -179,7 +179,7 @@ alt_processes() {
     assert_equal "$STATUS" 500
     assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" InternalError
     sleep 0.2
-    run grep -c '^pyexec: request_id=forged' "$SRV_LOG"
+    run grep -c -E '^(<[0-9]>)?pyexec: request_id=forged' "$SRV_LOG"
     assert_output 0
-    grep -q '^pyexec: error: worker failed: broken?pyexec: request_id=forged' "$SRV_LOG"
+    grep -q '^<3>pyexec: error: worker failed: broken?pyexec: request_id=forged' "$SRV_LOG"
 }

@@ -747,15 +747,15 @@ open(sys.argv[1], "wb").write(rec)' "$dir/clients/$id.usage" "$@"
     run --separate-stderr mk usage --state "$BATS_TEST_TMPDIR/no/such/dir"
     assert_success
     [ "${#lines[@]}" -eq 3 ]
-    assert_line --index 0 --regexp '^ID +ENV +REVOKED +REQUESTS +SUCCESSES +USER_ERR +TIMEOUTS +MEM_ERR +OUTPUT_LIM +INTERNAL_ERR +RATE_LIM +CONC_LIM +CPU_S +WALL_S +NAME$'
-    assert_line --regexp "key_[0-9a-f]{16} +test +no +0 +0 +0 +0 +0 +0 +0 +0 +0 +0\.000 +0\.000 +first one$"
-    assert_line --regexp "key_[0-9a-f]{16} +prod +yes +0 +0 +0 +0 +0 +0 +0 +0 +0 +0\.000 +0\.000 +gone$"
+    assert_line --index 0 --regexp '^ID +ENV +REVOKED +REQUESTS +SUCCESSES +USER_ERR +TIMEOUTS +MEM_ERR +OUTPUT_LIM +INTERNAL_ERR +REFUSED +GONE +RATE_LIM +CONC_LIM +CPU_S +WALL_S +NAME$'
+    assert_line --regexp "key_[0-9a-f]{16} +test +no +0 +0 +0 +0 +0 +0 +0 +0 +0 +0 +0 +0\.000 +0\.000 +first one$"
+    assert_line --regexp "key_[0-9a-f]{16} +prod +yes +0 +0 +0 +0 +0 +0 +0 +0 +0 +0 +0 +0\.000 +0\.000 +gone$"
     run --separate-stderr mk usage --json --state "$BATS_TEST_TMPDIR/no/such/dir"
     assert_success
     run py 'import json, sys
 l = {e["name"]: e for e in json.loads(sys.argv[1])}
 names = ["requests", "successes", "user_errors", "timeouts", "memory_errors", "output_limits",
-         "internal_errors", "rate_limited", "concurrency_limited", "cpu_seconds", "wall_seconds"]
+         "internal_errors", "refused", "client_gone", "rate_limited", "concurrency_limited", "cpu_seconds", "wall_seconds"]
 for e in l.values():
     assert sorted(e) == sorted(["id", "name", "env", "revoked"] + names), e
     assert all(e[n] == 0 for n in names), e
@@ -796,7 +796,7 @@ assert all(v == 0 for k, v in l["idle"].items() if k not in ("id", "name", "env"
     # The table shows the same; $PYEXEC_STATE is used without --state.
     PYEXEC_STATE=$STATE run --separate-stderr mk usage
     assert_success
-    assert_line --regexp "key_[0-9a-f]{16} +test +no +7 +3 +1 +1 +1 +0 +1 +4 +2 +1\.234 +5\.006 +busy$"
+    assert_line --regexp "key_[0-9a-f]{16} +test +no +7 +3 +1 +1 +1 +0 +1 +0 +0 +4 +2 +1\.234 +5\.006 +busy$"
     # ... and --state beats it.
     PYEXEC_STATE=$STATE run --separate-stderr mk usage --state "$BATS_TEST_TMPDIR/empty"
     assert_success

@@ -60,7 +60,7 @@ result = 1'
     assert_output 0
     assert_equal "$(log_lines)" $((before_lines + 1))
     grep -v -E '^(Child|Connection|Spawned|Execing|Communication)' "$SRV_LOG" | tail -n 1 |
-        grep -q '^pyexec: request_id='
+        grep -q '^<6>pyexec: request_id='
 }
 
 # The supervisor (child of systemd-socket-activate) and its worker while a

@@ -17,7 +17,8 @@ start_server() {
     export PYEXEC_KEYS="$dir/api_keys.json" PYEXEC_CONFIG="$dir/pyexec.conf"
     export PYEXEC_STATE="$dir/state"
     mkdir -p "$PYEXEC_STATE"
-    printf '%s\n%s\n' "$GENEROUS" "${1:-}" > "$PYEXEC_CONFIG"
+    SERVER_CONF_TEXT="${1:-}"
+    write_server_config
     KEY=$("$MANAGE_KEYS" add --name "bats test" --env test 2>/dev/null)
     PROD_KEY=$("$MANAGE_KEYS" add --name "bats prod" --env prod 2>/dev/null)
     SRV_LOG="$dir/server.log"
@@ -42,6 +43,7 @@ start_server() {
                 URL="http://127.0.0.1:$PORT"
                 export PORT URL KEY PROD_KEY SRV_LOG SRV_PID
                 echo "$SRV_PID" > "$dir/server.pid"
+                allow_host_missing_layers
                 # Later tests of the file see a server (re)started by a test.
                 declare -p PORT URL KEY PROD_KEY SRV_LOG SRV_PID PYEXEC_KEYS \
                     PYEXEC_CONFIG PYEXEC_STATE | sed 's/^declare -x /declare -gx /' > "$dir/server.env"
@@ -55,6 +57,36 @@ start_server() {
     done
     echo "could not start pyexec" >&2
     return 1
+}
+
+# The test config: GENEROUS, the test's own text, then the layers this host
+# cannot apply (see allow_host_missing_layers), unless the test is about them.
+write_server_config() {
+    local allow=""
+    [ -n "${SERVER_WRAP:-}" ] || [[ $SERVER_CONF_TEXT == *allow_missing_layers* ]] ||
+        allow=$(cat "$BATS_RUN_TMPDIR/host-missing-layers" 2>/dev/null || true)
+    printf '%s\n%s\n' "$GENEROUS" "$SERVER_CONF_TEXT" > "$PYEXEC_CONFIG"
+    [ -z "$allow" ] || printf '[global]\nallow_missing_layers = %s\n' "$allow" >> "$PYEXEC_CONFIG"
+}
+
+# On a host that cannot apply a layer (systemd-nspawn refuses Landlock), pyexec
+# fails closed; the suites that are not about layers then run with the
+# opt-out naming exactly what /health reports missing (found once per run,
+# and said once: "host cannot apply: landlock").  tests/layers.bats and
+# tests/probe.bats test the refusal itself.
+allow_host_missing_layers() {
+    local cache="$BATS_RUN_TMPDIR/host-missing-layers" body i found=""
+    [ ! -e "$cache" ] || return 0
+    [ -z "${SERVER_WRAP:-}" ] && [[ $SERVER_CONF_TEXT != *allow_missing_layers* ]] || return 0
+    for i in $(seq 12); do
+        body=$(curl -s "$URL/health")
+        [[ $body =~ sandbox\ layer\ unavailable:\ ([a-z_]+) ]] || break
+        found="$found ${BASH_REMATCH[1]}"
+        echo "$found" > "$cache"
+        write_server_config   # read again by the next connection's process
+    done
+    echo "$found" > "$cache"
+    [ -z "$found" ] || echo "# host cannot apply:$found (tests run with allow_missing_layers)" >&3
 }
 
 stop_server() {

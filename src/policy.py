@@ -222,5 +222,7 @@ def describe(exc):
     except BaseException:
         message = '<unprintable exception>'
     # Lone surrogates cannot travel as UTF-8: escape them, keep the rest.
-    message = message[:1000].encode('utf-8', 'backslashreplace').decode('utf-8')
+    # The report holds 1023 bytes: C cuts there, on a character boundary,
+    # and marks the cut; more than 1023 characters never fit anyway.
+    message = message[:1024].encode('utf-8', 'backslashreplace').decode('utf-8')
     return name, message, line or 0

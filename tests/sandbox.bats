@@ -44,8 +44,10 @@ def shape_problems(status, raw, want):
         problems.append("error.type %r, expected %r" % (err.get("type"), want))
     if needle and needle not in str(err.get("message")):
         problems.append("error.message lacks %r" % needle)
-    if not {"type", "message"} <= set(err) <= {"type", "message", "line"}:
+    if not {"type", "message"} <= set(err) <= {"type", "message", "line", "message_truncated"}:
         problems.append("error keys %s" % sorted(err))
+    if err.get("message_truncated", True) is not True:
+        problems.append("error.message_truncated %r" % err["message_truncated"])
     if not isinstance(err.get("message"), str):
         problems.append("error.message is not a string")
     if "line" in err and not (type(err["line"]) is int and err["line"] > 0):
@@ -638,9 +640,10 @@ for i in range(300000):
 result = repr(a)'
 }
 
-@test "a raised exception with a 1 MB message is cut to 1000 characters" {
+@test "a raised exception with a 1 MB message is cut to 1023 bytes, and marked" {
     hostile ValueError 'raise ValueError("x" * 10**6)'
-    assert_equal "$(body_get 'len(j["error"]["message"])')" 1000
+    assert_equal "$(body_get 'len(j["error"]["message"])')" 1023
+    assert_equal "$(error_field message_truncated)" true
 }
 
 @test "an exception message with a lone surrogate keeps its line and text" {

@@ -14,6 +14,7 @@
 #include "memlimit.h"
 #include "pyconv.h"
 #include "policy_py.h"
+#include "pyrepr.h"
 #include "utf8cut.h"
 
 #define STR_(x) #x
@@ -136,6 +137,7 @@ int pyrun_start(struct report *r, const struct limits *lim)
         report_internal(r, "cannot register the output module");
         return -1;
     }
+    pyrepr_install();
     PyConfig c;
     if (configure(&c) < 0 || PyStatus_Exception(Py_InitializeFromConfig(&c))) {
         PyConfig_Clear(&c);

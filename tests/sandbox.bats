@@ -19,7 +19,7 @@ setup() { load helpers; }
 #   KIND file PATH                         the bytes of a file, unchanged
 #   KIND check STATUS                      no request: check ANSWER-FILE as it is
 CLIENT_PY='
-import json, sys, urllib.error, urllib.request
+import json, re, sys, urllib.error, urllib.request
 sys.set_int_max_str_digits(0)
 url, key, want, answer, kind, args = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
 # What must never appear in an answer: live objects, file contents, key material.
@@ -29,6 +29,7 @@ LEAKS = ["<module", "<frame", "<function", "<class", "<code object", "<traceback
 
 def shape_problems(status, raw, want):
     problems = ["leaked %r" % m for m in LEAKS if m in raw]
+    problems += ["memory address %r" % m for m in re.findall(r"0x[0-9a-fA-F]{6,}", raw)[:3]]
     if want == "-":
         return problems
     if status != 200:
@@ -203,12 +204,12 @@ result = F().format("{0.__class__}", 1)'
 }
 
 @test "CVE-2024-47532: from string import Formatter (no attribute syntax at all)" {
-    hostile 'ImportError~__import__ not found' 'from string import Formatter
+    hostile "ImportError~import of 'string' is not allowed" 'from string import Formatter
 result = Formatter()'
 }
 
 @test "CVE-2024-47532: string.Template cannot even be imported" {
-    hostile 'ImportError~__import__ not found' 'import string
+    hostile "ImportError~import of 'string' is not allowed" 'import string
 result = string.Template("${x}").substitute(x=data)'
 }
 
@@ -333,7 +334,7 @@ except ValueError as e:
 }
 
 @test "the traceback through sys.exc_info()" {
-    hostile 'ImportError~__import__ not found' 'try:
+    hostile "ImportError~import of 'sys' is not allowed" 'try:
     1 / 0
 except ZeroDivisionError:
     import sys
@@ -466,12 +467,12 @@ result = f.__self__'
 # --- import, open, exec, eval, compile, globals, memoryview ---------------
 
 @test "import os" {
-    hostile 'ImportError~__import__ not found' 'import os
+    hostile "ImportError~import of 'os' is not allowed" 'import os
 result = os.listdir("/")'
 }
 
 @test "from os import system" {
-    hostile 'ImportError~__import__ not found' 'from os import system
+    hostile "ImportError~import of 'os' is not allowed" 'from os import system
 system("id")'
 }
 

@@ -42,11 +42,12 @@ COMMON  = crypto.c keys.c
 PYEXEC  = main.c config.c http.c respond.c log.c request.c body.c jsonext.c report.c \
           worker.c sandbox.c sandbox_check.c layers.c state.c ratelimit.c metrics.c $(COMMON)
 # The worker program, executed by the sandboxed worker.
-WORKER  = pyworker.c pyrun.c pyconv.c memlimit.c jsonext.c report.c sandbox.c layers.c
+WORKER  = pyworker.c pyrun.c pyrepr.c pyconv.c memlimit.c jsonext.c report.c reportmsg.c utf8cut.c \
+          sandbox.c layers.c
 MKEYS   = manage_keys.c keystore.c state.c $(COMMON)
 # Test-only: unrestricted Python in the worker's sandbox (never installed).
-PROBE   = sandbox_probe.c config.c sandbox.c layers.c pyrun.c pyconv.c memlimit.c jsonext.c \
-          report.c
+PROBE   = sandbox_probe.c config.c sandbox.c layers.c pyrun.c pyrepr.c pyconv.c memlimit.c jsonext.c \
+          report.c reportmsg.c utf8cut.c
 
 all: build/pyexec build/pyexec-worker build/manage-keys
 

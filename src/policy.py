@@ -13,7 +13,7 @@ gc.disable()
 import operator  # noqa: E402
 
 import _pyexec
-from RestrictedPython.compile import compile_restricted_exec
+from RestrictedPython.compile import compile_restricted_exec, syntax_error_template
 from RestrictedPython.Guards import (full_write_guard, guarded_iter_unpack_sequence,
                                      guarded_unpack_sequence, safer_getattr_raise)
 from RestrictedPython.transformer import RestrictingNodeTransformer
@@ -76,6 +76,48 @@ class Policy(RestrictingNodeTransformer):
     def visit_Nonlocal(self, node):
         self.error(node, 'nonlocal statements are not allowed.')
 
+    # async def, await, async for and async with are refused upstream; an
+    # async comprehension would still hand the snippet a live
+    # async_generator (or fail later, in CPython's compiler).
+    def _no_async(self, node):
+        if any(gen.is_async for gen in node.generators):
+            self.error(node, 'async comprehensions and generator expressions are not allowed.')
+
+    def visit_ListComp(self, node):
+        self._no_async(node)
+        return super().visit_ListComp(node)
+
+    def visit_SetComp(self, node):
+        self._no_async(node)
+        return super().visit_SetComp(node)
+
+    def visit_DictComp(self, node):
+        self._no_async(node)
+        return super().visit_DictComp(node)
+
+    def visit_GeneratorExp(self, node):
+        self._no_async(node)
+        return super().visit_GeneratorExp(node)
+
+
+class builtin_function_or_method:
+    """What the snippet sees as `print` and `hash`: a callable with the plain
+    name and repr of a built-in function, rather than a bound method of our
+    classes with a heap address.  Its attributes start with "_": the guards
+    keep the snippet out of them."""
+
+    __slots__ = ('_name', '_fn')
+
+    def __init__(self, name, fn):
+        self._name = name
+        self._fn = fn
+
+    def __call__(self, *args, **kwargs):
+        return self._fn(*args, **kwargs)
+
+    def __repr__(self):
+        return f'<built-in function {self._name}>'
+
 
 class Printer:
     """print() target: text goes straight to the supervisor's shared buffer
@@ -84,6 +126,8 @@ class Printer:
     def __init__(self, _getattr_=None):
         self.txt = []
         self._getattr_ = _getattr_
+        # The snippet's print (RestrictedPython turns it into _print._call_print).
+        self._call_print = builtin_function_or_method('print', self._print)
 
     def write(self, text):
         if type(text) is not str:
@@ -97,7 +141,7 @@ class Printer:
     def __call__(self):
         return ''.join(self.txt)
 
-    def _call_print(self, *objects, **kwargs):
+    def _print(self, *objects, **kwargs):
         if kwargs.get('file', None) is None:
             kwargs['file'] = self
         else:
@@ -122,6 +166,33 @@ def _apply_(func, *args, **kwargs):
     return func(*args, **kwargs)
 
 
+def _refuse_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """__import__ of the snippet: every import fails, saying so."""
+    module = '.' * level + name
+    raise ImportError(f'import of {module!r} is not allowed', name=module)
+
+
+# Types whose hash is computed from the value; any other hashable object's
+# hash is derived from its address.
+_VALUE_HASHED = frozenset({type(None), bool, int, float, complex, str, bytes, range})
+
+
+def _hash_reveals_address(obj):
+    t = type(obj)
+    if t is tuple or t is frozenset:
+        return any(_hash_reveals_address(x) for x in obj)
+    return t not in _VALUE_HASHED and t.__hash__ is not None
+
+
+def _hash(obj):
+    """hash() of values only: that of a function, type or exception is its
+    memory address in disguise."""
+    if _hash_reveals_address(obj):
+        raise TypeError(f"hash() of a '{type(obj).__name__}' object is not available "
+                        '(it is derived from a memory address)')
+    return hash(obj)
+
+
 def _make_builtins():
     import builtins
     names = (
@@ -130,15 +201,19 @@ def _make_builtins():
         'round pow map filter enumerate zip '
         # Harmless ones users reach for.
         'sorted reversed any all isinstance set frozenset divmod chr ord '
-        'hex oct bin repr callable slice next iter hash '
+        'hex oct bin repr callable slice next iter '
         # Exceptions a snippet may raise or catch.
         'Exception ArithmeticError AssertionError AttributeError IndexError '
         'KeyError LookupError NameError NotImplementedError OverflowError '
         'RecursionError RuntimeError StopIteration TypeError ValueError '
-        'ZeroDivisionError UnicodeError'
+        'ZeroDivisionError UnicodeError ImportError ModuleNotFoundError'
     ).split()
     table = {name: getattr(builtins, name) for name in names}
-    table.update({'None': None, 'True': True, 'False': False})
+    table.update({'None': None, 'True': True, 'False': False,
+                  'hash': builtin_function_or_method('hash', _hash),
+                  # Not a name a snippet can write (it starts with "_"): the
+                  # import statement calls it.
+                  '__import__': _refuse_import})
     return table
 
 
@@ -157,7 +232,9 @@ GUARDS = {
     '_print_': Printer,
 }
 FILENAME = '<code>'
-# Integers of any size round-trip exactly; the wall timer bounds the cost.
+# Integers of any size in `data` arrive exactly: the C conversion runs under
+# no digit limit.  The snippet itself runs under CPython's default (see run),
+# and a result never holds an integer JSON clients could not read back.
 sys.set_int_max_str_digits(0)
 
 
@@ -178,9 +255,24 @@ def _first_line(errors):
     return 0
 
 
+def _compiler_error(exc, source):
+    """RestrictedPython's wording for a SyntaxError of CPython's compiler,
+    which judges what the parser let through ('return' outside a function,
+    'break' outside a loop, duplicate argument names, ...)."""
+    line = exc.lineno or 0
+    lines = source.splitlines()
+    text = exc.text or (lines[line - 1] if 0 < line <= len(lines) else None)
+    message = syntax_error_template.format(lineno=line, type='SyntaxError', msg=exc.msg,
+                                           statement=text.strip() if text else None)
+    return Rejected(message, line)
+
+
 def compile_code(source):
     """Restricted bytecode for source, or Rejected with the reason(s)."""
-    result = compile_restricted_exec(source, FILENAME, policy=Policy)
+    try:
+        result = compile_restricted_exec(source, FILENAME, policy=Policy)
+    except SyntaxError as exc:
+        raise _compiler_error(exc, source) from None
     if result.errors or result.code is None:
         errors = list(result.errors) or ['could not compile']
         raise Rejected('; '.join(errors), _first_line(errors))
@@ -195,6 +287,7 @@ def run(code, data):
     env['__builtins__'] = BUILTINS
     env['__name__'] = 'snippet'
     env['data'] = data
+    sys.set_int_max_str_digits(sys.int_info.default_max_str_digits)
     exec(code, env)
     return env.get('result')
 
@@ -222,5 +315,7 @@ def describe(exc):
     except BaseException:
         message = '<unprintable exception>'
     # Lone surrogates cannot travel as UTF-8: escape them, keep the rest.
-    message = message[:1000].encode('utf-8', 'backslashreplace').decode('utf-8')
+    # The report holds 1023 bytes: C cuts there, on a character boundary,
+    # and marks the cut; more than 1023 characters never fit anyway.
+    message = message[:1024].encode('utf-8', 'backslashreplace').decode('utf-8')
     return name, message, line or 0

@@ -134,10 +134,40 @@ static int emit_str(struct emitter *e, PyObject *s)
     return r;
 }
 
+/* 1 when o (an exact int) has more than PYCONV_INT_DIGITS decimal digits,
+ * 0 when not, -1 on error.  Judged from its bits, and against 10**limit only
+ * in the narrow band where the bits cannot tell. */
+static int too_many_digits(PyObject *o, size_t bits)
+{
+    if (bits <= (size_t)PYCONV_INT_DIGITS * 3321928 / 1000000)   /* below 10**limit */
+        return 0;
+    if (bits > (size_t)PYCONV_INT_DIGITS * 3321929 / 1000000 + 1)   /* at least 10**limit */
+        return 1;
+    static PyObject *limit;   /* 10**PYCONV_INT_DIGITS, made once */
+    if (!limit) {
+        PyObject *ten = PyLong_FromLong(10), *n = PyLong_FromLong(PYCONV_INT_DIGITS);
+        limit = ten && n ? PyNumber_Power(ten, n, Py_None) : NULL;
+        Py_XDECREF(ten);
+        Py_XDECREF(n);
+    }
+    PyObject *a = limit ? PyNumber_Absolute(o) : NULL;
+    int r = a ? PyObject_RichCompareBool(a, limit, Py_GE) : -1;
+    Py_XDECREF(a);
+    return r;
+}
+
 static int emit_int(struct emitter *e, PyObject *o)
 {
-    /* Digits grow ~0.3 per bit: refuse early rather than build a huge string. */
     size_t bits = _PyLong_NumBits(o);
+    int many = too_many_digits(o, bits);
+    if (many < 0)
+        return emit_fail(e, PYCONV_NOMEM, "%s", "out of memory");
+    if (many)
+        return emit_fail(e, PYCONV_UNSUPPORTED,
+                         "an integer of more than %d digits, which JSON clients cannot "
+                         "parse; return it as a string (str() works up to %d digits)",
+                         PYCONV_INT_DIGITS, PYCONV_INT_DIGITS);
+    /* Digits grow ~0.3 per bit: refuse early rather than build a huge string. */
     if (bits / 100000 * 30103 > e->cap)
         return emit_fail(e, PYCONV_TOO_LARGE, "result exceeds %s", "the size limit");
     PyObject *s = PyLong_Type.tp_repr(o);   /* exact digits, not a subclass's __repr__ */

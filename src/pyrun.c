@@ -4,6 +4,7 @@
 #include "pyrun.h"
 
 #include <Python.h>
+#include <limits.h>
 #include <signal.h>
 #include <marshal.h>
 #include <stdio.h>
@@ -13,6 +14,8 @@
 #include "memlimit.h"
 #include "pyconv.h"
 #include "policy_py.h"
+#include "pyrepr.h"
+#include "utf8cut.h"
 
 #define STR_(x) #x
 #define STR(x) STR_(x)
@@ -32,20 +35,7 @@ static void report_internal(struct report *r, const char *what)
 {
     r->state = REPORT_INTERNAL;
     snprintf(r->err_type, sizeof(r->err_type), "InternalError");
-    snprintf(r->err_message, sizeof(r->err_message), "%s", what);
-}
-
-/* Length of the longest prefix of s[0..n) that ends on a UTF-8 boundary. */
-static size_t utf8_floor(const char *s, size_t n)
-{
-    size_t i = n;
-    while (i > 0 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
-        i--;
-    if (i == 0)
-        return 0;
-    unsigned char lead = (unsigned char)s[i - 1];
-    size_t need = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
-    return n - (i - 1) >= need ? n : i - 1;
+    report_messagef(r, "%s", what);
 }
 
 /* _pyexec.write(text): append to the shared output; past the cap, keep what
@@ -60,7 +50,7 @@ static PyObject *sink_write(PyObject *self, PyObject *arg)
     struct report *r = current;
     size_t room = r->output_cap - r->output_len;
     if ((size_t)n > room) {
-        size_t fit = utf8_floor(s, room);
+        size_t fit = utf8cut(s, (size_t)n, room);
         memcpy(report_output(r) + r->output_len, s, fit);
         r->output_len += fit;
         r->output_truncated = 1;
@@ -190,6 +180,7 @@ int pyrun_start(struct report *r, const struct limits *lim)
         report_internal(r, "cannot register the output module");
         return -1;
     }
+    pyrepr_install();
     PyConfig c;
     if (configure(&c) < 0 || PyStatus_Exception(Py_InitializeFromConfig(&c))) {
         PyConfig_Clear(&c);
@@ -204,6 +195,23 @@ int pyrun_start(struct report *r, const struct limits *lim)
     }
     report_stage(r, STAGE_POLICY_IMPORTED);
     return 0;
+}
+
+/* describe()'s (type, message, line) into r.  The message is taken with its
+ * length: it may hold U+0000. */
+static void take_description(struct report *r, PyObject *d)
+{
+    if (!d || !PyTuple_Check(d) || PyTuple_GET_SIZE(d) != 3)
+        return;
+    const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(d, 0));
+    Py_ssize_t n = 0;
+    const char *msg = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(d, 1), &n);
+    long line = PyLong_AsLong(PyTuple_GET_ITEM(d, 2));
+    if (!name || !msg || (line == -1 && PyErr_Occurred()))
+        return;
+    snprintf(r->err_type, sizeof(r->err_type), "%s", name);
+    report_message(r, msg, (size_t)n);
+    r->err_line = line > 0 && line <= INT_MAX ? (int)line : 0;
 }
 
 /* Describe the pending exception into r, in the snippet's terms. */
@@ -221,24 +229,16 @@ static void report_exception(struct report *r, const struct limits *lim)
     snprintf(r->err_type, sizeof(r->err_type), "%s",
              type ? ((PyTypeObject *)type)->tp_name : "InternalError");
     PyObject *d = value ? PyObject_CallOneArg(fn_describe, value) : NULL;
-    const char *name, *msg;
-    int line;
-    if (d && PyArg_ParseTuple(d, "ssi", &name, &msg, &line)) {
-        snprintf(r->err_type, sizeof(r->err_type), "%s", name);
-        snprintf(r->err_message, sizeof(r->err_message), "%s", msg);
-        r->err_line = line;
-    }
+    take_description(r, d);
     PyErr_Clear();
     if (oom) {
         snprintf(r->err_type, sizeof(r->err_type), "MemoryError");
         /* The parser also raises MemoryError (nesting too deep) far below
          * the limit: only then keep Python's own wording. */
         if (memlimit_refused())
-            snprintf(r->err_message, sizeof(r->err_message),
-                     "memory limit of %ld MiB exceeded", lim->memory_mb);
-        else if (!r->err_message[0])
-            snprintf(r->err_message, sizeof(r->err_message),
-                     "out of memory below the limit (the code may nest too deeply to parse)");
+            report_messagef(r, "memory limit of %ld MiB exceeded", lim->memory_mb);
+        else if (!r->err_message_len)
+            report_messagef(r, "out of memory below the limit (the code may nest too deeply to parse)");
     }
     Py_XDECREF(d);
     Py_XDECREF(type);
@@ -258,18 +258,17 @@ static void report_value(struct report *r, PyObject *result)
     case PYCONV_TOO_LARGE:
         r->state = REPORT_RESULT_TOO_LARGE;
         snprintf(r->err_type, sizeof(r->err_type), "ResultTooLarge");
-        snprintf(r->err_message, sizeof(r->err_message),
-                 "result exceeds the limit of %zu bytes as JSON", r->result_cap);
+        report_messagef(r, "result exceeds the limit of %zu bytes as JSON", r->result_cap);
         return;
     case PYCONV_UNSUPPORTED:
         r->state = REPORT_NOT_SERIALIZABLE;
         snprintf(r->err_type, sizeof(r->err_type), "ResultNotSerializable");
-        snprintf(r->err_message, sizeof(r->err_message), "result: %s", why);
+        report_messagef(r, "result: %s", why);
         return;
     case PYCONV_NOMEM:
         r->state = REPORT_ERROR;
         snprintf(r->err_type, sizeof(r->err_type), "MemoryError");
-        snprintf(r->err_message, sizeof(r->err_message), "out of memory serialising the result");
+        report_messagef(r, "out of memory serialising the result");
         return;
     }
 }

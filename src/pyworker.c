@@ -46,7 +46,7 @@ static int internal(struct report *r, int status, const char *what)
 {
     r->state = REPORT_INTERNAL;
     snprintf(r->err_type, sizeof(r->err_type), "InternalError");
-    snprintf(r->err_message, sizeof(r->err_message), "%s", what);
+    report_messagef(r, "%s", what);
     return status;
 }
 

@@ -29,7 +29,12 @@ struct report {
     size_t result_len, result_cap;
     int output_truncated;
     char err_type[64];
+    /* The snippet's message: err_message_len bytes of UTF-8 (U+0000 may be
+     * among them), cut on a character boundary and then NUL-terminated;
+     * err_message_truncated says it was cut. */
     char err_message[1024];
+    size_t err_message_len;
+    int err_message_truncated;
     long stage_us[STAGE_COUNT];   /* CLOCK_MONOTONIC microseconds */
     long cpu_ms, max_rss_kib;     /* the worker's own rusage when it reports done */
     unsigned layers_missing;      /* LAYER_BITs applied without (allowed) */
@@ -43,5 +48,12 @@ static inline char *report_result(struct report *r) { return r->area + r->output
 
 /* Stamp the current time for a stage. */
 void report_stage(struct report *r, enum report_stage s);
+
+/* Worker program only (reportmsg.c).  Set the error message to s[0..n),
+ * valid UTF-8 that may hold U+0000, cut on a character boundary to what
+ * err_message holds; a cut sets err_message_truncated. */
+void report_message(struct report *r, const char *s, size_t n);
+/* The same with printf formatting. */
+void report_messagef(struct report *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

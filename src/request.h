@@ -35,6 +35,8 @@ struct outcome {
     const char *kind;        /* log outcome: ok, user_error, timeout, memory, ... */
     char err_type[64];
     char err_message[1024];
+    size_t err_message_len;  /* bytes of err_message: a snippet's may hold U+0000 */
+    bool err_message_truncated;
     int err_line;            /* 0 when unknown */
     char *result_json;       /* owned; serialised result on success */
     char *output;            /* owned; printed text (valid UTF-8) */

@@ -105,11 +105,11 @@ static int send_response(struct request *req, int fd, int status, const char *bo
     return write_all(fd, iov, head_only ? 1 : 3, &req->bytes_out);
 }
 
-static cJSON *error_object(const char *type, const char *message, int line)
+static cJSON *error_object(const char *type, const char *message, size_t len, int line)
 {
     cJSON *e = cJSON_CreateObject();
     cJSON_AddStringToObject(e, "type", type);
-    cJSON_AddItemToObject(e, "message", jsonext_string(message, strlen(message)));
+    cJSON_AddItemToObject(e, "message", jsonext_string(message, len));
     if (line > 0)
         cJSON_AddNumberToObject(e, "line", line);
     return e;
@@ -138,10 +138,14 @@ static cJSON *outcome_body(const struct outcome *o)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddBoolToObject(root, "success", o->success);
-    if (o->success)
+    if (o->success) {
         cJSON_AddItemToObject(root, "result", cJSON_CreateRaw(o->result_json ? o->result_json : "null"));
-    else
-        cJSON_AddItemToObject(root, "error", error_object(o->err_type, o->err_message, o->err_line));
+    } else {
+        cJSON *e = error_object(o->err_type, o->err_message, o->err_message_len, o->err_line);
+        if (o->err_message_truncated)   /* cut, as output_truncated marks output */
+            cJSON_AddBoolToObject(e, "message_truncated", true);
+        cJSON_AddItemToObject(root, "error", e);
+    }
     cJSON_AddItemToObject(root, "output", jsonext_string(o->output ? o->output : "", o->output_len));
     cJSON_AddBoolToObject(root, "output_truncated", o->output_truncated);
     add_stats(root, o);
@@ -163,7 +167,8 @@ int respond(struct request *req, int fd)
         status = req->fail.status;
         root = cJSON_CreateObject();
         cJSON_AddBoolToObject(root, "success", false);
-        cJSON_AddItemToObject(root, "error", error_object(req->fail.type, req->fail.message, 0));
+        cJSON_AddItemToObject(root, "error", error_object(req->fail.type, req->fail.message,
+                                                          strlen(req->fail.message), 0));
     } else {
         status = outcome_status(&req->out);
         root = outcome_body(&req->out);

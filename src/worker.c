@@ -253,6 +253,18 @@ static void set_error(struct outcome *o, const char *kind, const char *type, con
     va_start(ap, fmt);
     vsnprintf(o->err_message, sizeof(o->err_message), fmt, ap);
     va_end(ap);
+    o->err_message_len = strlen(o->err_message);
+}
+
+/* A snippet's message from the report: by its (clamped) length, not as a C
+ * string, since it may hold U+0000. */
+static void set_snippet_error(struct outcome *o, const char *kind, const struct report *r)
+{
+    set_error(o, kind, r->err_type, "%s", "");
+    memcpy(o->err_message, r->err_message, r->err_message_len);
+    o->err_message[r->err_message_len] = '\0';
+    o->err_message_len = r->err_message_len;
+    o->err_message_truncated = r->err_message_truncated != 0;
 }
 
 /* The report lives in memory the worker can write, and a worker that said
@@ -279,6 +291,8 @@ static void read_report(struct verdict *v, struct report *r, const struct limits
         h->result_len = h->result_cap;
     h->err_type[sizeof(h->err_type) - 1] = '\0';
     h->err_message[sizeof(h->err_message) - 1] = '\0';
+    if (h->err_message_len > sizeof(h->err_message) - 1)
+        h->err_message_len = sizeof(h->err_message) - 1;
     /* An error type is a Python class name: anything else is not ours. */
     size_t tn = strlen(h->err_type);
     if (tn && strspn(h->err_type, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -305,8 +319,7 @@ static void take_report(struct outcome *o, const struct verdict *v, const struct
             set_error(o, "internal", "InternalError", "out of memory copying the result");
         return;
     case REPORT_ERROR:
-        set_error(o, strcmp(r->err_type, "MemoryError") == 0 ? "memory" : "user_error",
-                  r->err_type, "%s", r->err_message);
+        set_snippet_error(o, strcmp(r->err_type, "MemoryError") == 0 ? "memory" : "user_error", r);
         o->err_line = r->err_line;
         return;
     case REPORT_OUTPUT_LIMIT:
@@ -315,7 +328,7 @@ static void take_report(struct outcome *o, const struct verdict *v, const struct
         return;
     case REPORT_RESULT_TOO_LARGE:
     case REPORT_NOT_SERIALIZABLE:
-        set_error(o, "result_error", r->err_type, "%s", r->err_message);
+        set_snippet_error(o, "result_error", r);
         return;
     default:
         set_error(o, "internal", "InternalError", "%s",

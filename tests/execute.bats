@@ -28,10 +28,13 @@ setup() { load helpers; }
     [[ "$BODY" == *'"result":123456789012345678901234567890,'* ]]
 }
 
-@test "a 5000-digit integer round-trips" {
+@test "a 5000-digit integer arrives exactly; as a result it is refused, not sent unreadable" {
     big=$(printf '9%.0s' $(seq 1 5000))
+    post_execute "{\"code\": \"result = [data % 1000, data == 10**5000 - 1]\", \"data\": $big}"
+    [[ "$BODY" == *'"result":[999,true],'* ]]
     post_execute "{\"code\": \"result = data\", \"data\": $big}"
-    [[ "$BODY" == *"\"result\":$big,"* ]]
+    assert_equal "$(json_get "$BODY" 'j["error"]["type"]')" ResultNotSerializable
+    [[ "$(json_get "$BODY" 'j["error"]["message"]')" == *"more than 4300 digits"* ]]
 }
 
 @test "floats keep their repr; tuples become arrays; nested values survive" {

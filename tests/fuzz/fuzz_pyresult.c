@@ -14,11 +14,13 @@
  *    NUL-terminates; a failure fills `why`;
  *  - the verdict is the one the README's rules give (computed here in Python
  *    independently): OK, or UNSUPPORTED for NaN/Infinity, non-string dict
- *    keys, values of other types, lone surrogates, nesting beyond 1000;
+ *    keys, values of other types, lone surrogates, nesting beyond 1000,
+ *    integers of more than 4300 digits (JSON clients could not read them);
  *  - an OK output is valid JSON that Python's json.loads reads back to the
  *    same value (tuples as lists), with U+0000 intact.
  *
- * As in the worker (src/policy.py), int<->str conversion has no digit limit. */
+ * As in the worker's conversions (src/policy.py), int<->str conversion has no
+ * digit limit. */
 #include <Python.h>
 
 #include <stdbool.h>
@@ -51,7 +53,7 @@ static const char HELPERS_PY[] =
     "        elif x is None or x is True or x is False:\n"
     "            pass\n"
     "        elif t is int:\n"
-    "            pass\n"
+    "            unsupported |= abs(x) >= 10**4300\n"   /* PYCONV_INT_DIGITS */
     "        elif t is str:\n"
     "            try:\n"
     "                x.encode('utf-8')\n"

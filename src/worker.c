@@ -399,6 +399,20 @@ static void judge(struct outcome *o, const struct verdict *v, int status, const 
     }
 }
 
+/* CPU and memory: the kernel's figures for a reaped worker, else the
+ * report's own (read_report clamped them). */
+static void take_usage(struct outcome *o, const struct verdict *v, int early,
+                       const struct rusage *ru)
+{
+    if (early) {
+        o->cpu_ms = v->hdr.cpu_ms;
+        o->max_rss_kib = v->hdr.max_rss_kib;
+    } else {
+        o->cpu_ms = tv_ms(ru->ru_utime) + tv_ms(ru->ru_stime);
+        o->max_rss_kib = ru->ru_maxrss;
+    }
+}
+
 int worker_run(struct request *req, const struct sandbox_ids *ids)
 {
     int job_fd;
@@ -446,12 +460,8 @@ int worker_run(struct request *req, const struct sandbox_ids *ids)
     if (early) {
         req->worker_pid = pid;   /* reaped after the answer is sent */
         req->worker_deadline_us = start + (req->limits.wall_ms + BACKSTOP_MS) * 1000;
-        o->cpu_ms = v.hdr.cpu_ms;
-        o->max_rss_kib = v.hdr.max_rss_kib;
-    } else {
-        o->cpu_ms = tv_ms(ru.ru_utime) + tv_ms(ru.ru_stime);
-        o->max_rss_kib = ru.ru_maxrss;
     }
+    take_usage(o, &v, early, &ru);
     o->sandboxed = true;
     o->layers_missing = v.hdr.layers_missing & ids->allow_missing;
     if (!layer_refused(req, &v.hdr))
